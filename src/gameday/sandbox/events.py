@@ -1,0 +1,85 @@
+"""Ground-truth events of the sandbox: one JSON object a line in ``events.jsonl``.
+
+Every process of the sandbox appends to the same file; each event is written with a single
+``write`` on a descriptor opened with ``O_APPEND``, so lines from several processes never
+interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+EVENT_NAMES = frozenset(
+    {
+        "replica_exit",
+        "replica_started",
+        "replica_ready",
+        "lb_endpoint_removed",
+        "lb_endpoint_added",
+        "toxic_added",
+        "toxic_removed",
+        "stress_started",
+        "stress_stopped",
+        "primary_lost",
+        "standby_promoted",
+        "proxy_repointed",
+        "standby_rebuilt",
+        "fault_injected",
+        "fault_reverted",
+        "cell_ready",
+        "cell_stopped",
+    }
+)
+
+# emit("replica_ready", replica=2, pid=123): how components report ground truth.
+EventSink = Callable[..., None]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class EventLog:
+    """Appends events of one cell to the sandbox's shared event file."""
+
+    def __init__(self, path: Path, cell: str) -> None:
+        self.path = path
+        self.cell = cell
+
+    def emit(self, event: str, **details: Any) -> None:
+        if event not in EVENT_NAMES:
+            raise ValueError(f"unknown sandbox event {event!r}")
+        record = {"cell": self.cell, "event": event, "utc": utc_now_iso(),
+                  "monotonic": time.monotonic(), **details}
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def read_events(path: Path, cell: str | None = None) -> list[dict[str, Any]]:
+    return list(iter_events(path, cell))
+
+
+def iter_events(path: Path, cell: str | None = None) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash mid-write is not an event
+            if cell is None or record.get("cell") == cell:
+                yield record
