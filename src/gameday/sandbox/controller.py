@@ -1,0 +1,363 @@
+"""A sandbox cell's controller (run as ``python -m gameday.sandbox.controller``).
+
+One process per cell assembles the cell and keeps it alive: the PostgreSQL pair with its
+failover controller, the database proxy, the replica supervisor, the front load balancer and the
+token-protected admin API through which faults are injected and reverted. It writes the cell's
+``state.json`` whenever something changes and logs ground-truth events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gameday.errors import InputError
+from gameday.sandbox import postgres
+from gameday.sandbox.balancer import LoadBalancer
+from gameday.sandbox.burner import spawn_burners
+from gameday.sandbox.database import DatabasePair, FailoverController, PgNode
+from gameday.sandbox.events import EventLog, utc_now_iso
+from gameday.sandbox.faults import FaultRecord, FaultSpec, new_fault_id, validate_fault
+from gameday.sandbox.procs import ProcessId, identify, is_alive, signal_process
+from gameday.sandbox.proxy import LatencyToxic, TcpProxy
+from gameday.sandbox.replicas import Replica, Supervisor, free_port
+from gameday.sandbox.state import SandboxLayout, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+STATE_WRITE_INTERVAL_S = 0.2
+READY_TIMEOUT_S = 90.0
+
+
+def _utc_in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+class CellController:
+    def __init__(self, layout: SandboxLayout, cell: str, replicas: int, cpus: list[int]) -> None:
+        self.layout = layout
+        self.cell = cell
+        self.cpus = cpus
+        self.events = EventLog(layout.events_file, cell)
+        self.token = layout.token()
+        marker = read_json(layout.marker)
+        secrets_ = read_json(layout.secrets_file)
+        self.creds = postgres.PgCredentials(**secrets_["database"])
+        self.log_dir = layout.cell_logs(cell)
+        self.pids: list[ProcessId] = []
+        self.pair = DatabasePair(data_root=Path(marker["pg_data_root"]) / cell,
+                                 log_dir=self.log_dir, creds=self.creds,
+                                 on_spawn=self._record_node)
+        self.replicas = [Replica(index=i, port=free_port()) for i in range(1, replicas + 1)]
+        self.proxy: TcpProxy | None = None
+        self.balancer = LoadBalancer(self.replicas, self.events.emit)
+        self.failover: FailoverController | None = None
+        self.supervisor: Supervisor | None = None
+        self.faults: dict[str, FaultRecord] = {}
+        self.burners: dict[str, list[ProcessId]] = {}
+        self.admin_port = 0
+        self.status = "starting"
+        self.stop_requested = asyncio.Event()
+        self._last_state = ""
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _record_pid(self, pid: int) -> None:
+        proc = identify(pid)
+        if proc is not None:
+            self.pids.append(proc)
+            self.write_state()  # before anything else happens: `down` must find every process
+
+    def _record_node(self, node: PgNode) -> None:
+        self._record_pid(node.pid)
+
+    def _record_replica(self, replica: Replica) -> None:
+        if replica.pid is not None:
+            self._record_pid(replica.pid)
+
+    def state(self) -> dict[str, Any]:
+        proxy = self.proxy
+        toxic = proxy.toxic if proxy is not None else None
+        return {
+            "name": self.cell,
+            "status": self.status,
+            "controller": {"pid": os.getpid()},
+            "url": f"http://127.0.0.1:{self.balancer.port}" if self.balancer.port else None,
+            "admin_url": f"http://127.0.0.1:{self.admin_port}" if self.admin_port else None,
+            "cpus": self.cpus,
+            "replicas": [r.to_json() for r in self.replicas],
+            "database": [n.to_json() for n in self.pair.nodes],
+            "proxy": None if proxy is None else {
+                "port": proxy.port, "upstream_port": proxy.upstream_port,
+                "sessions": proxy.sessions,
+                "toxic": None if toxic is None else {
+                    "fault_id": toxic.fault_id, "latency_ms": toxic.latency_ms,
+                    "jitter_ms": toxic.jitter_ms,
+                    "expires_in_s": round(toxic.expires_at - time.monotonic(), 3)},
+            },
+            "failover": {"ready": self.failover is not None and self.failover.can_fail_over(),
+                         "rebuilding": self.failover is not None and self.failover.rebuilding},
+            "faults": [f.to_json() for f in self.faults.values()],
+            "pids": [p.to_json() for p in self.pids],
+        }
+
+    def write_state(self) -> None:
+        data = self.state()
+        text = json.dumps({k: v for k, v in data.items() if k != "proxy"}, default=str)
+        if text != self._last_state:  # the toxic's countdown alone is no change worth a write
+            self._last_state = text
+            write_json_atomic(self.layout.cell_state(self.cell), data)
+
+    async def _write_state_forever(self) -> None:
+        while True:
+            self._expire_faults()
+            self.write_state()
+            await asyncio.sleep(STATE_WRITE_INTERVAL_S)
+
+    # -- faults ------------------------------------------------------------------------------
+    def inject(self, spec: FaultSpec) -> FaultRecord:
+        fault_id = new_fault_id(spec.kind)
+        now = time.monotonic()
+        record = FaultRecord(id=fault_id, cell=self.cell, spec=spec, injected_utc=utc_now_iso(),
+                             expires_utc=_utc_in(spec.duration_s),
+                             expires_monotonic=now + spec.duration_s, revert={})
+        if spec.kind == "kill-replica":
+            self._kill_replicas(record, spec.count)
+        elif spec.kind == "latency":
+            assert self.proxy is not None
+            record.revert = {"action": "remove_toxic", "fault_id": fault_id}
+            self.proxy.add_latency(LatencyToxic(fault_id, spec.latency_ms, spec.jitter_ms,
+                                                now + spec.duration_s))
+        elif spec.kind == "cpu":
+            self._start_stress(record, spec)
+        else:
+            self._kill_primary(record)
+        self.faults[fault_id] = record
+        self.events.emit("fault_injected", fault_id=fault_id, kind=spec.kind,
+                         expires_utc=record.expires_utc, targets=record.targets)
+        self.write_state()
+        return record
+
+    def _kill_replicas(self, record: FaultRecord, count: int) -> None:
+        alive = [r for r in self.replicas if r.process is not None and r.process.returncode is None]
+        if count > len(alive):
+            raise InputError("--count", f"at most the {len(alive)} replicas now running", count,
+                             "wait for the supervisor to bring replicas back, or kill fewer")
+        victims = random.sample(alive, count)
+        for replica in victims:
+            assert replica.pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(replica.pid, signal.SIGKILL)
+            record.targets.append({"replica": replica.index, "pid": replica.pid})
+        # A killed replica is brought back by the supervisor: nothing is left to revert.
+        record.revert = {"action": "none", "restored_by": "supervisor"}
+
+    def _kill_primary(self, record: FaultRecord) -> None:
+        assert self.failover is not None
+        if not self.failover.can_fail_over():
+            raise InputError("kill-primary", "a cell with a streaming standby to fail over to",
+                             "no standby ready (one is being rebuilt)",
+                             "wait for the standby_rebuilt event, then try again")
+        primary = self.pair.primary
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(primary.pid, signal.SIGKILL)
+        record.targets.append({"node": primary.name, "pid": primary.pid, "port": primary.port})
+        record.revert = {"action": "none", "restored_by": "failover controller"}
+
+    def _start_stress(self, record: FaultRecord, spec: FaultSpec) -> None:
+        procs = spawn_burners(record.id, self.cpus, spec.workers, spec.load_pct,
+                              record.expires_monotonic, self.layout.events_file, self.cell)
+        ids = [p for p in (identify(proc.pid) for proc in procs) if p is not None]
+        for proc in procs:
+            self._record_pid(proc.pid)
+        self.burners[record.id] = ids
+        record.targets = [{"pid": p.pid, "cpu": self.cpus[i % len(self.cpus)]}
+                          for i, p in enumerate(ids)]
+        record.revert = {"action": "kill_burners", "pids": [p.to_json() for p in ids]}
+        self.events.emit("stress_started", fault_id=record.id, pids=[p.pid for p in ids],
+                         cpus=self.cpus, load_pct=spec.load_pct, workers=spec.workers)
+
+    def revert(self, fault_id: str, reason: str = "reverted") -> FaultRecord:
+        record = self.faults.get(fault_id)
+        if record is None:
+            raise KeyError(fault_id)
+        if record.reverted_utc is not None:
+            return record  # reverting twice is a no-op
+        if record.spec.kind == "latency" and self.proxy is not None:
+            self.proxy.remove_latency(fault_id)
+        elif record.spec.kind == "cpu":
+            for proc in self.burners.get(fault_id, []):
+                signal_process(proc, signal.SIGTERM)
+        record.reverted_utc = utc_now_iso()
+        record.revert_reason = reason
+        self.events.emit("fault_reverted", fault_id=fault_id, kind=record.spec.kind,
+                         reason=reason)
+        return record
+
+    def _expire_faults(self) -> None:
+        now = time.monotonic()
+        for record in self.faults.values():
+            if record.reverted_utc is None and now >= record.expires_monotonic:
+                if record.spec.kind == "cpu" and any(
+                        is_alive(p) for p in self.burners.get(record.id, [])):
+                    continue  # burners stop themselves at the deadline; wait for them
+                self.revert(record.id, reason="expired")
+
+    # -- admin API ---------------------------------------------------------------------------
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state(), dumps=lambda d: json.dumps(d, default=str))
+
+    async def _post_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise InputError("request body", "a JSON object", body, "send {\"kind\": ...}")
+            spec = validate_fault(body.get("kind"), body.get("params", {}), len(self.replicas),
+                                  len(self.cpus))
+            record = self.inject(spec)
+        except InputError as exc:
+            return web.json_response(
+                {"error": exc.message(), "where": exc.where, "expected": exc.expected,
+                 "found": str(exc.found), "fix": exc.fix}, status=400)
+        except json.JSONDecodeError:
+            return web.json_response({"error": "request body must be JSON"}, status=400)
+        return web.json_response(record.to_json(), status=201)
+
+    async def _delete_fault(self, request: web.Request) -> web.Response:
+        try:
+            record = self.revert(request.match_info["id"])
+        except KeyError:
+            return web.json_response({"error": "no such fault"}, status=404)
+        return web.json_response(record.to_json())
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response([f.to_json() for f in self.faults.values()])
+
+    async def _post_shutdown(self, request: web.Request) -> web.Response:
+        self.stop_requested.set()
+        return web.json_response({"status": "stopping"}, status=202)
+
+    async def _start_admin(self) -> web.AppRunner:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/state", self._get_state)
+        app.router.add_get("/faults", self._get_faults)
+        app.router.add_post("/faults", self._post_fault)
+        app.router.add_delete("/faults/{id}", self._delete_fault)
+        app.router.add_post("/shutdown", self._post_shutdown)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.admin_port = int(server.sockets[0].getsockname()[1])
+        return runner
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.write_state()
+        tasks: list[asyncio.Task[Any]] = []
+        admin: web.AppRunner | None = None
+        try:
+            await asyncio.to_thread(self.pair.bootstrap)
+            self.proxy = TcpProxy(self.pair.primary.port, self.events.emit)
+            await self.proxy.start()
+            self.failover = FailoverController(self.pair, self.proxy, self.events.emit,
+                                               self.write_state)
+            tasks.append(asyncio.create_task(self.failover.run()))
+            env = dict(os.environ, GAMEDAY_SANDBOX_DSN=self.creds.dsn(self.proxy.port))
+            self.supervisor = Supervisor(self.replicas, env=env, cpus=self.cpus,
+                                         log_dir=self.log_dir, sandbox=self.layout.root,
+                                         emit=self.events.emit,
+                                         on_spawn=self._record_replica)
+            await self.supervisor.start()
+            await self.balancer.start()
+            admin = await self._start_admin()
+            tasks.append(asyncio.create_task(self._write_state_forever()))
+            await self._wait_ready()
+            self.status = "ready"
+            self.write_state()
+            self.events.emit("cell_ready", url=f"http://127.0.0.1:{self.balancer.port}")
+            await self.stop_requested.wait()
+            return 0
+        finally:
+            await self._shutdown(tasks, admin)
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(r.ready for r in self.replicas):
+            if time.monotonic() > deadline or self.stop_requested.is_set():
+                raise RuntimeError("replicas did not become ready in time; see replica logs")
+            await asyncio.sleep(0.05)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]], admin: web.AppRunner | None) -> None:
+        self.status = "stopping"
+        with contextlib.suppress(Exception):
+            self.write_state()
+        for record in list(self.faults.values()):
+            self.revert(record.id, reason="sandbox_down")
+        if self.failover is not None:
+            self.failover.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if admin is not None:
+            await admin.cleanup()
+        await self.balancer.close()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self.proxy is not None:
+            await self.proxy.close()
+        await asyncio.to_thread(self.pair.stop)
+        self.status = "stopped"
+        self.write_state()
+        self.events.emit("cell_stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gameday-sandbox-controller")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--cell", required=True)
+    parser.add_argument("--replicas", type=int, required=True)
+    parser.add_argument("--cpus", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    layout = SandboxLayout(args.state_dir.resolve())
+    cpus = [int(c) for c in args.cpus.split(",")]
+    controller = CellController(layout, args.cell, args.replicas, cpus)
+    try:
+        return asyncio.run(controller.run())
+    except (Exception, subprocess.SubprocessError):
+        log.exception("cell %s failed", args.cell)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Recovery of a sandbox fault read from ground-truth events (pure functions).
+
+These are what the sandbox itself saw happen, so they are the yardstick for the runner's own
+figures, which come from probing the cell from outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FaultRecovery:
+    fault_id: str
+    kind: str
+    injected_monotonic: float
+    impact_s: float | None  # injection -> the cell noticed (endpoint out, primary lost, ...)
+    recovered_s: float | None  # injection -> service restored; None while not yet
+    redundancy_s: float | None  # injection -> back to full redundancy (standby rebuilt)
+    detail: str
+
+    @property
+    def complete(self) -> bool:
+        return self.recovered_s is not None and (
+            self.kind != "kill-primary" or self.redundancy_s is not None)
+
+
+def _after(events: Iterable[Event], t: float, name: str, **match: Any) -> list[Event]:
+    return [e for e in events if e["event"] == name and e["monotonic"] >= t
+            and all(e.get(k) == v for k, v in match.items())]
+
+
+def _first(events: list[Event]) -> Event | None:
+    return min(events, key=lambda e: e["monotonic"], default=None)
+
+
+def _since(t0: float, event: Event | None) -> float | None:
+    return None if event is None else round(event["monotonic"] - t0, 3)
+
+
+def recovery_of(injected: Event, events: list[Event]) -> FaultRecovery:
+    """Figures for the fault whose ``fault_injected`` event is ``injected``."""
+    t0 = injected["monotonic"]
+    fault_id = injected["fault_id"]
+    kind = injected["kind"]
+    if kind == "kill-replica":
+        return _replica_recovery(injected, events)
+    if kind == "latency":
+        added = _first(_after(events, t0, "toxic_added", fault_id=fault_id))
+        removed = _first(_after(events, t0, "toxic_removed", fault_id=fault_id))
+        detail = "latency toxic removed " + (
+            f"({removed.get('reason')})" if removed else "(not yet)")
+        return FaultRecovery(fault_id, kind, t0, _since(t0, added), _since(t0, removed), None,
+                             detail)
+    if kind == "cpu":
+        started = _first(_after(events, t0, "stress_started", fault_id=fault_id))
+        expected = len(started.get("pids", [])) if started else 0
+        stopped = _after(events, t0, "stress_stopped", fault_id=fault_id)
+        last = max(stopped, key=lambda e: e["monotonic"]) if len(stopped) >= expected > 0 \
+            else None
+        return FaultRecovery(fault_id, kind, t0, _since(t0, started), _since(t0, last), None,
+                             f"{len(stopped)} of {expected} burners stopped")
+    lost = _first(_after(events, t0, "primary_lost"))
+    repointed = _first(_after(events, t0, "proxy_repointed"))
+    rebuilt = _first(_after(events, t0, "standby_rebuilt"))
+    promoted = _first(_after(events, t0, "standby_promoted"))
+    detail = (f"promoted {promoted['node']} in {promoted['took_s']} s" if promoted
+              else "no promotion yet")
+    return FaultRecovery(fault_id, kind, t0, _since(t0, lost), _since(t0, repointed),
+                         _since(t0, rebuilt), detail)
+
+
+def _replica_recovery(injected: Event, events: list[Event]) -> FaultRecovery:
+    t0 = injected["monotonic"]
+    targets = injected.get("targets", [])
+    removed_at: list[Event] = []
+    back_at: list[Event] = []
+    for target in targets:
+        removed = _first(_after(events, t0, "lb_endpoint_removed", pid=target["pid"]))
+        if removed is not None:
+            removed_at.append(removed)
+        restarted = _first(_after(events, t0, "replica_ready", replica=target["replica"]))
+        if restarted is not None:
+            added = _first(_after(events, restarted["monotonic"], "lb_endpoint_added",
+                                  replica=target["replica"]))
+            if added is not None:
+                back_at.append(added)
+    impact = _first(removed_at)
+    recovered = max(back_at, key=lambda e: e["monotonic"]) if len(back_at) == len(targets) \
+        and targets else None
+    return FaultRecovery(injected["fault_id"], "kill-replica", t0, _since(t0, impact),
+                         _since(t0, recovered), None,
+                         f"{len(back_at)} of {len(targets)} replicas back in rotation")
+
+
+def injections(events: list[Event]) -> list[Event]:
+    return [e for e in events if e["event"] == "fault_injected"]
