@@ -229,3 +229,34 @@ def test_cpu_burners_pinned_loaded_and_exit_at_deadline_after_parent_sigkill(san
     expiry = datetime.fromisoformat(fault["expires_utc"]).timestamp()
     wait_for(lambda: not alive(pid), expiry - time.time() + 1.0, "the burner's exit")
     assert abs(time.time() - expiry) < 0.5
+
+    # With its controller gone, `down` still finds and stops every process of the cell.
+    pids = box.status()["pids"]
+    assert box.cli("sandbox", "down").returncode == 0
+    assert [p for p in pids if alive(p)] == []
+
+
+def test_revert_is_idempotent_and_removes_the_toxic_at_once(shared_sandbox):
+    box = shared_sandbox
+    fault = box.fault("cell-1", "latency", "--ms", "300", "--duration", "60")
+    assert box.cell()["proxy"]["toxic"]["fault_id"] == fault["fault_id"]
+    first = box.cli("sandbox", "revert", "cell-1", fault["fault_id"], check=True)
+    assert json.loads(first.stdout)["reason"] == "reverted"
+    assert box.cell()["proxy"]["toxic"] is None
+    second = box.cli("sandbox", "revert", "cell-1", fault["fault_id"], check=True)
+    assert json.loads(second.stdout)["reverted_utc"] == json.loads(first.stdout)["reverted_utc"]
+    removed = [e for e in box.events() if e["event"] == "toxic_removed"
+               and e["fault_id"] == fault["fault_id"]]
+    assert [e["reason"] for e in removed] == ["reverted"]
+    unknown = box.cli("sandbox", "revert", "cell-1", "latency-nosuch")
+    assert unknown.returncode == 2 and "FAULT_ID" in unknown.stderr
+
+
+def test_demo_breaks_each_fault_kind_and_loses_no_write(tmp_path, gameday_cli):
+    result = gameday_cli("demo", "--state-dir", str(tmp_path / "demo"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    for kind in ("kill-replica", "latency", "cpu", "kill-primary"):
+        assert f"{kind} recovered after" in result.stderr
+    assert "lost after failover: 0" in result.stderr
+    marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
+    assert marker["status"] == "down"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -88,9 +87,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield box
     finally:
         for proc in box.procs:
-            pg.stop_node(proc, timeout_s=5.0)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # backends orphaned by a killed postmaster
+            pg.stop_node(proc, timeout_s=5.0)  # escalates to SIGKILL of every process of the node
         shutil.rmtree(data_root, ignore_errors=True)
 
 
@@ -113,9 +110,9 @@ def wait_visible(cluster: Cluster, node: Node, reference: str, seq: int, timeout
         time.sleep(0.02)
 
 
-def kill_group(node: Node) -> None:
+def kill_node(node: Node) -> None:
     """SIGKILL the postmaster and every backend: a lost primary host."""
-    os.killpg(node.proc.pid, signal.SIGKILL)
+    pg.kill_node_processes(node.proc.pid)
     node.proc.wait(timeout=5)
 
 
@@ -153,7 +150,18 @@ def test_write_on_primary_reaches_sync_standby(cluster: Cluster) -> None:
     wait_visible(cluster, standby, "basic", 1)
 
 
-def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster) -> None:
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
+@pytest.mark.parametrize("kill", ["killpg", "every_process"])
+def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster, kill: str) -> None:
+    """killpg (what the cell controller does) kills the postmaster alone: PostgreSQL children call
+    setsid(), so backends die on noticing its death; every_process kills them all at once."""
     primary, standby = cluster.pair()
     writer = Writer(cluster, primary, "failover")
     writer.start()
@@ -163,7 +171,10 @@ def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster)
         time.sleep(0.01)
 
     killed = time.monotonic()
-    os.killpg(primary.proc.pid, signal.SIGKILL)
+    if kill == "killpg":
+        os.killpg(primary.proc.pid, signal.SIGKILL)
+    else:
+        victims = pg.kill_node_processes(primary.proc.pid)
     pg.promote(standby.port, cluster.creds)
     took = time.monotonic() - killed
     writer.join(timeout=10)
@@ -173,10 +184,12 @@ def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster)
     assert writer.error is not None, "the writer should have lost its primary"
     acked = set(writer.acked)
     lost = sorted(acked - seqs_on(cluster, standby, "failover"))
-    print(f"\nkill -> promoted: {took:.3f} s; acknowledged {len(acked)}, lost {len(lost)}")
+    print(f"\n{kill}: kill -> promoted {took:.3f} s; acknowledged {len(acked)}, lost {len(lost)}")
     assert lost == []
     assert took < 2.0
     assert not pg.is_in_recovery(standby.port, cluster.creds)
+    if kill == "every_process":
+        assert len(victims) > 5 and all(gone(pid) for pid in victims)
     # With no standby left, a commit on the promoted node must not wait for one.
     with cluster.conn(standby) as conn:
         conn.execute("SET statement_timeout = '3s'")
@@ -185,7 +198,7 @@ def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster)
 
 def test_new_standby_from_promoted_node_streams_sync(cluster: Cluster) -> None:
     primary, standby = cluster.pair()
-    kill_group(primary)
+    kill_node(primary)
     pg.promote(standby.port, cluster.creds)
 
     started = time.monotonic()

@@ -23,14 +23,16 @@ def demo(state_dir: Path) -> None:
     with exit_codes():
         result = run_demo(state_dir, say)
     table = Table(title="Recovery measured from the sandbox's ground-truth events")
-    for column in ("fault", "impact (s)", "recovered (s)", "redundancy (s)", "writes",
-                   "errors", "detail"):
-        table.add_column(column)
+    for column in ("fault", "impact s", "recovered s", "redundancy s", "writes back s",
+                   "writes", "errors"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what happened")
     for outcome in result.outcomes:
         r = outcome.recovery
         table.add_row(r.kind, _seconds(r.impact_s), _seconds(r.recovered_s),
-                      _seconds(r.redundancy_s), str(outcome.writes), str(outcome.errors), r.detail)
-    progress_console.print(table)
+                      _seconds(r.redundancy_s), _seconds(outcome.writes_back_s),
+                      str(outcome.writes), str(outcome.errors), r.detail)
+    progress_console.print(table, width=max(progress_console.width, 120))
     say(f"acknowledged writes: {result.acknowledged}; lost after failover: {len(result.lost)}")
     if result.lost:
         raise SystemExit(EXIT_FAILED)

@@ -30,7 +30,7 @@ from gameday.errors import InputError
 from gameday.sandbox import postgres
 from gameday.sandbox.balancer import LoadBalancer
 from gameday.sandbox.burner import spawn_burners
-from gameday.sandbox.database import DatabasePair, FailoverController, PgNode
+from gameday.sandbox.database import DatabasePair, FailoverController, PgNode, kill_node
 from gameday.sandbox.events import EventLog, utc_now_iso
 from gameday.sandbox.faults import FaultRecord, FaultSpec, new_fault_id, validate_fault
 from gameday.sandbox.procs import ProcessId, identify, is_alive, signal_process
@@ -173,9 +173,9 @@ class CellController:
                              "no standby ready (one is being rebuilt)",
                              "wait for the standby_rebuilt event, then try again")
         primary = self.pair.primary
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(primary.pid, signal.SIGKILL)
-        record.targets.append({"node": primary.name, "pid": primary.pid, "port": primary.port})
+        victims = kill_node(primary)
+        record.targets.append({"node": primary.name, "pid": primary.pid, "port": primary.port,
+                               "processes": len(victims)})
         record.revert = {"action": "none", "restored_by": "failover controller"}
 
     def _start_stress(self, record: FaultRecord, spec: FaultSpec) -> None:
@@ -215,7 +215,8 @@ class CellController:
                 if record.spec.kind == "cpu" and any(
                         is_alive(p) for p in self.burners.get(record.id, [])):
                     continue  # burners stop themselves at the deadline; wait for them
-                self.revert(record.id, reason="expired")
+                instant = record.revert.get("action") == "none"
+                self.revert(record.id, reason="restored_by_cell" if instant else "expired")
 
     # -- admin API ---------------------------------------------------------------------------
     @web.middleware

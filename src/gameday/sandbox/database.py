@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -138,12 +136,12 @@ class DatabasePair:
             postgres.stop_node(node.proc)
 
 
-def kill_node(node: PgNode) -> None:
-    """SIGKILL the node's whole process group: the postmaster and every backend, like a lost host."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(node.pid, signal.SIGKILL)
+def kill_node(node: PgNode) -> list[int]:
+    """SIGKILL the postmaster and every backend at once, like a lost host; return their pids."""
+    victims = postgres.kill_node_processes(node.pid) if not node.exited() else []
     with contextlib.suppress(subprocess.TimeoutExpired):
         node.proc.wait(timeout=5)
+    return victims
 
 
 async def port_answers(port: int, timeout_s: float = 0.3) -> bool:

@@ -14,7 +14,7 @@ from gameday.sandbox.events import read_events
 from gameday.sandbox.ground_truth import FaultRecovery, injections, recovery_of
 from gameday.sandbox.postgres import PgCredentials
 from gameday.sandbox.state import SandboxLayout, read_json
-from gameday.sandbox.workload import WriteLedger, missing_acknowledged
+from gameday.sandbox.workload import WriteLedger, first_ack_after, missing_acknowledged
 
 # (kind, params): the seed's weekly rotation, each fault kind once.
 DEMO_FAULTS: list[tuple[str, dict[str, Any]]] = [
@@ -31,6 +31,7 @@ class FaultOutcome:
     recovery: FaultRecovery
     writes: int
     errors: int
+    writes_back_s: float | None  # injection -> first acknowledged write sent after it
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def run_demo(state_dir: Path, progress: manager.Progress) -> DemoResult:
                 recovery = wait_recovered(layout, cell, record["id"])
                 time.sleep(1.0)
                 window = ledger.attempts[before:]
-                outcomes.append(FaultOutcome(recovery, len(window),
-                                             sum(1 for a in window if a.status != 201)))
+                first = first_ack_after(window, recovery.injected_monotonic)
+                outcomes.append(FaultOutcome(
+                    recovery, len(window), sum(1 for a in window if a.status != 201),
+                    None if first is None
+                    else round(first.done_monotonic - recovery.injected_monotonic, 3)))
                 progress(f"{cell}: {kind} recovered after {recovery.recovered_s} s")
         creds = PgCredentials(**read_json(layout.secrets_file)["database"])
         primary = next(n for n in manager.sandbox_status(state_dir)["cells"][0]["database"]

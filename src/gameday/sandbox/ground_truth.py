@@ -34,12 +34,18 @@ def _after(events: Iterable[Event], t: float, name: str, **match: Any) -> list[E
             and all(e.get(k) == v for k, v in match.items())]
 
 
+def _of_fault(events: Iterable[Event], fault_id: str, name: str) -> list[Event]:
+    # Events that name the fault belong to it whenever they were logged: the injection
+    # itself (toxic_added, stress_started) is logged just before fault_injected.
+    return [e for e in events if e["event"] == name and e.get("fault_id") == fault_id]
+
+
 def _first(events: list[Event]) -> Event | None:
     return min(events, key=lambda e: e["monotonic"], default=None)
 
 
 def _since(t0: float, event: Event | None) -> float | None:
-    return None if event is None else round(event["monotonic"] - t0, 3)
+    return None if event is None else round(max(0.0, event["monotonic"] - t0), 3)
 
 
 def recovery_of(injected: Event, events: list[Event]) -> FaultRecovery:
@@ -50,16 +56,16 @@ def recovery_of(injected: Event, events: list[Event]) -> FaultRecovery:
     if kind == "kill-replica":
         return _replica_recovery(injected, events)
     if kind == "latency":
-        added = _first(_after(events, t0, "toxic_added", fault_id=fault_id))
-        removed = _first(_after(events, t0, "toxic_removed", fault_id=fault_id))
+        added = _first(_of_fault(events, fault_id, "toxic_added"))
+        removed = _first(_of_fault(events, fault_id, "toxic_removed"))
         detail = "latency toxic removed " + (
             f"({removed.get('reason')})" if removed else "(not yet)")
         return FaultRecovery(fault_id, kind, t0, _since(t0, added), _since(t0, removed), None,
                              detail)
     if kind == "cpu":
-        started = _first(_after(events, t0, "stress_started", fault_id=fault_id))
+        started = _first(_of_fault(events, fault_id, "stress_started"))
         expected = len(started.get("pids", [])) if started else 0
-        stopped = _after(events, t0, "stress_stopped", fault_id=fault_id)
+        stopped = _of_fault(events, fault_id, "stress_stopped")
         last = max(stopped, key=lambda e: e["monotonic"]) if len(stopped) >= expected > 0 \
             else None
         return FaultRecovery(fault_id, kind, t0, _since(t0, started), _since(t0, last), None,
@@ -85,8 +91,8 @@ def _replica_recovery(injected: Event, events: list[Event]) -> FaultRecovery:
             removed_at.append(removed)
         restarted = _first(_after(events, t0, "replica_ready", replica=target["replica"]))
         if restarted is not None:
-            added = _first(_after(events, restarted["monotonic"], "lb_endpoint_added",
-                                  replica=target["replica"]))
+            # The new process is back in rotation when the balancer adds its pid.
+            added = _first(_after(events, t0, "lb_endpoint_added", pid=restarted["pid"]))
             if added is not None:
                 back_at.append(added)
     impact = _first(removed_at)

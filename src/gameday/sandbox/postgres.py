@@ -361,17 +361,53 @@ def start_node(bins: PgBinaries, data_dir: Path, log_path: Path,
 
 
 def stop_node(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
-    """Fast shutdown (SIGINT), then SIGKILL the whole group if it is still up after ``timeout_s``."""
+    """Fast shutdown (SIGINT); if the node is still up after ``timeout_s``, SIGKILL all of it."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout_s)
-    # Also sweeps backends orphaned by a postmaster that was killed alone.
+    if proc.poll() is None:
+        kill_node_processes(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout_s)
+
+
+def kill_node_processes(postmaster_pid: int) -> list[int]:
+    """SIGKILL the postmaster and all its children at once, like a lost host; return the pids.
+
+    ``os.killpg(postmaster)`` is not enough: every PostgreSQL child calls setsid(), so the
+    group holds the postmaster alone and the backends die later, on noticing its death. The
+    pid must be a postmaster not yet reaped (a live Popen of ``start_node``).
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=timeout_s)
+        os.kill(postmaster_pid, signal.SIGSTOP)  # it forks no new child while we list them
+    victims = [postmaster_pid, *_children(postmaster_pid)]
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return victims
+
+
+def _children(pid: int) -> list[int]:
+    children_file = Path(f"/proc/{pid}/task/{pid}/children")
+    if children_file.exists():
+        try:
+            return [int(c) for c in children_file.read_text().split()]
+        except OSError:
+            return []
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    # Kernels without CONFIG_PROC_CHILDREN: scan for the parent pid.
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _parent_pid(e) == pid]
+
+
+def _parent_pid(proc_dir: Path) -> int | None:
+    try:
+        stat = (proc_dir / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
 
 
 def wait_ready(port: int, creds: PgCredentials, timeout_s: float, dbname: str | None = None) -> None:
