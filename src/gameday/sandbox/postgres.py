@@ -277,7 +277,8 @@ listen_addresses = '127.0.0.1'
 port = {port}
 # TCP only: no socket directory whose permissions could stop the unprivileged user.
 unix_socket_directories = ''
-max_connections = 60
+# Up to 10 replicas with warm pools of 4-8 connections each, plus replication.
+max_connections = 200
 shared_buffers = '16MB'
 wal_level = replica
 max_wal_senders = 10
@@ -289,9 +290,8 @@ synchronous_commit = on
 # A killed process keeps its writes in the OS page cache; only an OS crash would lose them,
 # and a sandbox may lose everything then. fsync costs milliseconds per commit here.
 fsync = off
-logging_collector = on
-log_directory = 'log'
-log_filename = 'postgresql.log'
+# The server logs to stderr, which start_node sends to the cell's log directory: it outlives
+# the data directory, which `sandbox down` removes.
 log_line_prefix = '%m [%p] %q%a '
 """
 

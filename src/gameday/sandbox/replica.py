@@ -84,6 +84,17 @@ POOL_KEY = web.AppKey("pool", ConnectionPool)
 INDEX_KEY = web.AppKey("index", int)
 
 
+DB_ERRORS = (psycopg.Error, OSError, TimeoutError)
+
+
+async def fetch_one(pool: ConnectionPool, sql: str, params: tuple[Any, ...],
+                    timeout_s: float = QUERY_TIMEOUT_S) -> tuple[Any, ...] | None:
+    """One statement, one round trip, bounded in time; a failed connection is dropped."""
+    async with pool.connection() as conn:
+        cursor = await asyncio.wait_for(conn.execute(sql, params), timeout_s)
+        return await cursor.fetchone()
+
+
 def _unavailable(exc: BaseException) -> web.Response:
     return web.json_response(
         {"error": "database unavailable", "detail": type(exc).__name__}, status=503
@@ -104,19 +115,13 @@ async def create_payment(request: web.Request) -> web.Response:
     seq = body.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
         return web.json_response({"error": "seq must be a whole number"}, status=400)
-    pool = request.app[POOL_KEY]
     try:
-        async with pool.connection() as conn:
-            cursor = await asyncio.wait_for(
-                conn.execute(
-                    "INSERT INTO payments (amount_cents, reference, seq) VALUES (%s, %s, %s) "
-                    "RETURNING id",
-                    (amount, None if reference is None else str(reference), seq),
-                ),
-                QUERY_TIMEOUT_S,
-            )
-            row = await cursor.fetchone()
-    except (psycopg.Error, OSError, TimeoutError) as exc:
+        row = await fetch_one(
+            request.app[POOL_KEY],
+            "INSERT INTO payments (amount_cents, reference, seq) VALUES (%s, %s, %s) RETURNING id",
+            (amount, None if reference is None else str(reference), seq),
+        )
+    except DB_ERRORS as exc:
         return _unavailable(exc)
     assert row is not None
     return web.json_response(
@@ -129,18 +134,13 @@ async def get_payment(request: web.Request) -> web.Response:
         payment_id = int(request.match_info["id"])
     except ValueError:
         return web.json_response({"error": "id must be a whole number"}, status=400)
-    pool = request.app[POOL_KEY]
     try:
-        async with pool.connection() as conn:
-            cursor = await asyncio.wait_for(
-                conn.execute(
-                    "SELECT id, amount_cents, reference, seq, created_at FROM payments WHERE id = %s",
-                    (payment_id,),
-                ),
-                QUERY_TIMEOUT_S,
-            )
-            row = await cursor.fetchone()
-    except (psycopg.Error, OSError, TimeoutError) as exc:
+        row = await fetch_one(
+            request.app[POOL_KEY],
+            "SELECT id, amount_cents, reference, seq, created_at FROM payments WHERE id = %s",
+            (payment_id,),
+        )
+    except DB_ERRORS as exc:
         return _unavailable(exc)
     if row is None:
         return web.json_response({"error": "not found"}, status=404)
@@ -156,9 +156,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        async with request.app[POOL_KEY].connection() as conn:
-            await asyncio.wait_for(conn.execute("SELECT 1"), READY_TIMEOUT_S)
-    except (psycopg.Error, OSError, TimeoutError) as exc:
+        await fetch_one(request.app[POOL_KEY], "SELECT 1", (), READY_TIMEOUT_S)
+    except DB_ERRORS as exc:
         return _unavailable(exc)
     return web.json_response({"status": "ready", "pid": os.getpid()})
 
