@@ -8,6 +8,7 @@ import click
 
 from gameday import __version__
 from gameday.cli.demo import demo
+from gameday.cli.runs import recover, run, runs, show, validate
 from gameday.cli.sandbox import sandbox
 
 
@@ -22,6 +23,8 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(sandbox)
 cli.add_command(demo)
+for command in (validate, run, runs, show, recover):
+    cli.add_command(command)
 
 
 def main() -> None:

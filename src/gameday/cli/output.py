@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -40,6 +41,9 @@ def exit_codes() -> Iterator[None]:
         fail(EXIT_INPUT, f"error: {exc.message()}")
     except GamedayError as exc:
         fail(EXIT_INTERNAL, f"error: {exc}")
+    except Exception:
+        traceback.print_exc()
+        fail(EXIT_INTERNAL, "internal error: the traceback above says where; please report it")
 
 
 def print_json(data: Any) -> None:

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from gameday.sandbox.state import SandboxLayout, read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 STATE_WRITE_INTERVAL_S = 0.2
+FAULT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READY_TIMEOUT_S = 90.0
 
 
@@ -129,8 +131,8 @@ class CellController:
             await asyncio.sleep(STATE_WRITE_INTERVAL_S)
 
     # -- faults ------------------------------------------------------------------------------
-    def inject(self, spec: FaultSpec) -> FaultRecord:
-        fault_id = new_fault_id(spec.kind)
+    def inject(self, spec: FaultSpec, fault_id: str | None = None) -> FaultRecord:
+        fault_id = fault_id or new_fault_id(spec.kind)
         now = time.monotonic()
         record = FaultRecord(id=fault_id, cell=self.cell, spec=spec, injected_utc=utc_now_iso(),
                              expires_utc=_utc_in(spec.duration_s),
@@ -237,7 +239,15 @@ class CellController:
                 raise InputError("request body", "a JSON object", body, "send {\"kind\": ...}")
             spec = validate_fault(body.get("kind"), body.get("params", {}), len(self.replicas),
                                   len(self.cpus))
-            record = self.inject(spec)
+            # A caller may name the fault (the runner's ledger does, before applying it); the
+            # same id twice is the same fault, so a retried request is not a second fault.
+            fault_id = body.get("id")
+            if fault_id is not None and not FAULT_ID.fullmatch(str(fault_id)):
+                raise InputError("id", "letters, digits, '-' and '_' (at most 64)", fault_id,
+                                 "pass another fault id, or none")
+            if fault_id in self.faults:
+                return web.json_response(self.faults[fault_id].to_json(), status=200)
+            record = self.inject(spec, fault_id)
         except InputError as exc:
             return web.json_response(
                 {"error": exc.message(), "where": exc.where, "expected": exc.expected,

@@ -275,14 +275,24 @@ def sandbox_status(state_dir: Path) -> dict[str, Any]:
             "cells": cells, "pids": pids}
 
 
-def inject_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+def check_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any]) -> None:
+    """Raise InputError unless the fault could be applied to ``cell`` now; touches nothing."""
+    layout = SandboxLayout(state_dir.resolve())
+    state = _cell_state(layout, _live_marker(layout), cell)
+    validate_fault(kind, params, len(state.get("replicas", [])), len(state.get("cpus", [1])))
+
+
+def inject_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any],
+                 fault_id: str | None = None) -> dict[str, Any]:
     """Validate a fault against the cell, then ask its controller to apply it."""
     layout = SandboxLayout(state_dir.resolve())
     marker = _live_marker(layout)
     state = _cell_state(layout, marker, cell)
     spec = validate_fault(kind, params, len(state.get("replicas", [])), len(state.get("cpus", [1])))
-    record: dict[str, Any] = admin_call(state["admin_url"], layout.token(), "POST", "/faults",
-                                        {"kind": spec.kind, "params": params})
+    body: dict[str, Any] = {"kind": spec.kind, "params": params}
+    if fault_id is not None:
+        body["id"] = fault_id
+    record: dict[str, Any] = admin_call(state["admin_url"], layout.token(), "POST", "/faults", body)
     return record
 
 

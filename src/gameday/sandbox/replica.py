@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import select
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,16 +44,29 @@ class ConnectionPool:
         self.dsn = dsn
         self.idle: list[psycopg.AsyncConnection[Any]] = []
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        conn = self.idle.pop() if self.idle else await psycopg.AsyncConnection.connect(
+    async def _borrow(self) -> psycopg.AsyncConnection[Any]:
+        while self.idle:
+            conn = self.idle.pop()
+            if _usable(conn):
+                return conn
+            with contextlib.suppress(Exception):
+                await conn.close()
+        return await psycopg.AsyncConnection.connect(
             self.dsn, autocommit=True, prepare_threshold=None, connect_timeout=2
         )
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        conn = await self._borrow()
         try:
             yield conn
         except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            # The idle ones most likely lead to the same dead server (a failover closes them
+            # all): drop them too, or each would fail one more request.
+            for dead in [conn, *self.idle]:
+                with contextlib.suppress(Exception):
+                    await dead.close()
+            self.idle.clear()
             raise
         if conn.closed or len(self.idle) >= POOL_MAX_IDLE:
             await conn.close()
@@ -78,6 +92,18 @@ class ConnectionPool:
     async def close(self) -> None:
         while self.idle:
             await self.idle.pop().close()
+
+
+def _usable(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Test on borrow: an idle connection with anything to read has been closed by the server
+    or the proxy (a failover moves the proxy and closes every session)."""
+    if conn.closed:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
 
 
 POOL_KEY = web.AppKey("pool", ConnectionPool)

@@ -1,0 +1,1 @@
+"""Figures as pure functions over plain data: no clock, no database, no logging inside."""

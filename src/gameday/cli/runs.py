@@ -1,0 +1,247 @@
+"""``gameday validate | run | runs | show | recover``: experiments and their stored runs."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from gameday.cli.output import EXIT_FAILED, EXIT_OK, exit_codes, print_json, progress_console, say
+from gameday.config.cells import DEFAULT_CELLS_FILE, find_cell, load_cells
+from gameday.config.experiments import load_experiment
+from gameday.engine.reconcile import reconcile
+from gameday.engine.runner import Progress, RunRequest, run_experiment
+from gameday.errors import InputError
+from gameday.model import RunRecord
+from gameday.store import Store, resolve_store_url
+
+store_option = click.option("--store", "store_url", envvar="GAMEDAY_STORE",
+                            help="Store URL: sqlite:///PATH (default .gameday/gameday.db) or "
+                                 "postgresql://... (env GAMEDAY_STORE).")
+cells_option = click.option("--cells-file", type=click.Path(path_type=Path),
+                            default=DEFAULT_CELLS_FILE, show_default=True,
+                            help="The cells file.")
+
+
+def open_store(url: str | None) -> Store:
+    """Open the store and clean up after any crash before doing anything else."""
+    store = Store.open(resolve_store_url(url))
+    result = reconcile(store)
+    for fault in result.faults:
+        say(f"reverted orphaned fault {fault.fault_id} ({fault.kind} on {fault.cell})")
+    for run_id in result.runs:
+        say(f"marked run {run_id} interrupted: its runner died")
+    return store
+
+
+@click.command()
+@click.argument("experiments", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--cell", help="Check the experiments against this cell too.")
+@cells_option
+def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path) -> None:
+    """Check experiment files completely, touching nothing."""
+    with exit_codes():
+        cells = load_cells(cells_file) if cell or cells_file.exists() else {}
+        for path in experiments:
+            experiment = load_experiment(path)
+            name = cell or experiment.cell
+            if name is not None and cells:
+                find_cell(cells, name, str(cells_file))
+            click.echo(f"{path}: valid ({experiment.settings.kind}"
+                       + (f", cell {name}" if name else "") + ")")
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    f = record.figures
+    return {
+        "run_id": record.run_id, "experiment": record.experiment, "kind": record.kind,
+        "cell": record.cell, "target": record.target,
+        "started_at": record.started_utc.isoformat(),
+        "ended_at": record.ended_utc.isoformat() if record.ended_utc else None,
+        "status": record.status, "verdict": record.verdict, "reason": record.reason,
+        **{k: f.get(k) for k in ("time_to_impact_s", "recovery_s", "rto_s", "rpo_rows", "rpo_s",
+                                 "peak_error_rate", "error_rate_during_recovery",
+                                 "p95_ms_baseline", "p95_ms_during", "samples")},
+        "criteria": [asdict(c) for c in record.criteria],
+    }
+
+
+def _progress_renderer(console: Console) -> tuple[Any, Any]:
+    """A live line on a terminal; plain phase lines otherwise."""
+    last_phase: list[str] = []
+    live = Live(console=console, transient=True, auto_refresh=False) if console.is_terminal \
+        else None
+
+    def show(p: Progress) -> None:
+        ratio = "-" if p.success_ratio is None else f"{p.success_ratio:.0%}"
+        p95 = "-" if p.p95_ms is None else f"{p.p95_ms:.0f} ms"
+        line = f"{p.phase:<10} {p.elapsed_s:6.1f} s  samples {p.samples:<5} success {ratio:<5} " \
+               f"p95 {p95}"
+        if live is not None:
+            live.update(line, refresh=True)
+        elif not last_phase or last_phase[-1] != p.phase:
+            last_phase.append(p.phase)
+            console.print(line, markup=False, highlight=False)
+
+    return live, show
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}{unit}"
+    return f"{value}{unit}"
+
+
+def print_summary(record: RunRecord, console: Console) -> None:
+    f = record.figures
+    colour = "green" if record.verdict == "passed" else "red"
+    console.print(f"[bold]{record.experiment}[/bold] on {record.cell} ({record.target})",
+                  highlight=False)
+    console.print(f"verdict: [{colour}]{record.verdict}[/{colour}] - {record.reason}",
+                  highlight=False, markup=True)
+    table = Table(show_header=True, box=None)
+    for col in ("impact", "recovery", "RTO", "RPO rows", "RPO", "peak errors", "p95 before",
+                "p95 during", "samples"):
+        table.add_column(col)
+    table.add_row(_fmt(f.get("time_to_impact_s"), " s"), _fmt(f.get("recovery_s"), " s"),
+                  _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")), _fmt(f.get("rpo_s"), " s"),
+                  _fmt(f.get("peak_error_rate")), _fmt(f.get("p95_ms_baseline"), " ms"),
+                  _fmt(f.get("p95_ms_during"), " ms"), _fmt(f.get("samples")))
+    console.print(table)
+    if record.criteria:
+        crit = Table(show_header=True, box=None)
+        for col in ("criterion", "expected", "actual", "ok"):
+            crit.add_column(col)
+        for c in record.criteria:
+            crit.add_row(c.name, c.expected, c.actual, "yes" if c.ok else "NO")
+        console.print(crit)
+    console.print(f"run id: {record.run_id}", highlight=False)
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(path_type=Path))
+@click.option("--cell", help="The one cell to run against.")
+@cells_option
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
+@click.option("--probe-hz", type=float, help="Override the probe rate.")
+@click.option("--baseline", "baseline_s", type=float, help="Override the baseline seconds.")
+@click.option("--stability-window", "stability_window_s", type=float,
+              help="Override the stability window (s).")
+@click.option("--recovery-timeout", "recovery_timeout_s", type=float,
+              help="Override the recovery timeout (s).")
+def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | None,
+        as_json: bool, **overrides: float | None) -> None:
+    """Run EXPERIMENT against one cell and measure its recovery.
+
+    Exit 0 passed; 1 failed, aborted, not recovered or skipped; 2 invalid input; 3 internal.
+    """
+    request = RunRequest(experiment=experiment, cell=cell, cells_file=cells_file,
+                         store_url=store_url, **overrides)
+    stop = threading.Event()
+    # Ctrl-C or SIGTERM: the run halts, reverts within a second, and is still recorded.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    live, show = _progress_renderer(progress_console)
+    with exit_codes():
+        open_store(store_url).close()
+        if live is not None:
+            with live:
+                record = run_experiment(request, show, stop)
+        else:
+            record = run_experiment(request, show, stop)
+    if as_json:
+        print_json(run_json(record))
+    else:
+        print_summary(record, Console())
+    sys.exit(EXIT_OK if record.verdict == "passed" else EXIT_FAILED)
+
+
+@click.command()
+@store_option
+@click.option("--cell", help="Only runs of this cell.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def runs(store_url: str | None, cell: str | None, limit: int, as_json: bool) -> None:
+    """List stored runs, newest first."""
+    with exit_codes():
+        store = open_store(store_url)
+        records = store.list_runs(cell=cell, limit=limit)
+        store.close()
+    if as_json:
+        print_json([run_json(r) for r in records])
+        return
+    table = Table(box=None)
+    for col in ("run id", "started (UTC)", "cell", "kind", "verdict", "recovery", "reason"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.run_id, f"{r.started_utc:%Y-%m-%d %H:%M:%S}", r.cell, r.kind,
+                      r.verdict or r.status, _fmt(r.figures.get("recovery_s"), " s"),
+                      (r.reason or "")[:60])
+    Console().print(table)
+
+
+@click.command()
+@click.argument("run_id")
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+def show(run_id: str, store_url: str | None, as_json: bool) -> None:
+    """Show one stored run: verdict, figures, criteria."""
+    with exit_codes():
+        store = open_store(store_url)
+        record = store.get_run(run_id)
+        faults = store.ledger_for_run(run_id)
+        store.close()
+        if record is None:
+            raise InputError("RUN_ID", "the id of a stored run", run_id,
+                             "`gameday runs` lists the stored runs")
+    if as_json:
+        data = run_json(record)
+        data["figures"] = record.figures
+        data["faults"] = [{"fault_id": f.fault_id, "kind": f.kind, "state": f.state,
+                           "applied_utc": f.applied_utc, "reverted_utc": f.reverted_utc,
+                           "revert_reason": f.revert_reason} for f in faults]
+        print_json(data)
+        return
+    print_summary(record, Console())
+    for f in faults:
+        click.echo(f"fault {f.fault_id} {f.kind}: {f.state}"
+                   + (f" ({f.revert_reason})" if f.revert_reason else ""))
+
+
+@click.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+def recover(store_url: str | None, as_json: bool) -> None:
+    """Revert every fault in the ledger that is not reverted (what a crash left behind)."""
+    with exit_codes():
+        store = Store.open(resolve_store_url(store_url))
+        result = reconcile(store)
+        left = store.ledger_unreverted()
+        store.close()
+    if as_json:
+        print_json({"reverted": [f.fault_id for f in result.faults],
+                    "interrupted_runs": result.runs,
+                    "still_active": [f.fault_id for f in left]})
+        return
+    for fault in result.faults:
+        click.echo(f"reverted {fault.fault_id} ({fault.kind} on {fault.cell})")
+    for run_id in result.runs:
+        click.echo(f"marked run {run_id} interrupted")
+    for fault in left:
+        click.echo(f"still active (its run is going on): {fault.fault_id}")
+    if not result.faults and not result.runs:
+        click.echo("nothing to recover: every fault in the ledger is reverted")
+
+
+__all__ = ["recover", "run", "runs", "show", "validate"]

@@ -1,0 +1,1 @@
+"""Parsing of untrusted input (cells, experiments) into frozen domain records."""

@@ -1,0 +1,29 @@
+"""Turn a pydantic validation error into our InputError: where, expected, found, fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from gameday.errors import InputError
+
+
+def input_error_from(exc: ValidationError, source: str, fix: str) -> InputError:
+    first: Any = exc.errors()[0]
+    location = ".".join(str(p) for p in first.get("loc", ()))
+    where = f"{source}: {location}" if location else source
+    found = first.get("input", "nothing")
+    if first.get("type") == "missing":
+        found = "nothing"
+    return InputError(where, _expected(first), found, fix)
+
+
+def _expected(error: Any) -> str:
+    kind = error.get("type", "")
+    msg = str(error.get("msg", "a valid value"))
+    if kind == "missing":
+        return "this field"
+    if kind == "extra_forbidden":
+        return "no such field (check its spelling)"
+    return msg[0].lower() + msg[1:] if msg else "a valid value"

@@ -1,0 +1,1 @@
+"""The experiment engine: validate, preflight, run in a worker process, sample, measure, persist."""

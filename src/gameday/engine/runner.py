@@ -1,0 +1,427 @@
+"""Run one experiment against one cell: validate, preflight, sample, supervise the worker,
+halt and revert when a safety condition says so, measure, persist, then report.
+
+The core returns a RunRecord and never prints; progress goes through a callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from gameday.analytics.criteria import evaluate, verdict
+from gameday.analytics.recovery import error_rate, halt_reached, percentile, recovered_at, run_figures
+from gameday.config.cells import DEFAULT_CELLS_FILE, Cell, find_cell, load_cells
+from gameday.config.experiments import Experiment, RunSettings, load_experiment
+from gameday.engine import faults
+from gameday.engine.redact import redact_text
+from gameday.errors import InputError
+from gameday.model import RunEvent, RunRecord, Sample
+from gameday.sandbox.procs import identify
+from gameday.store import STORE_ENV, Store
+from gameday.targets import open_target
+from gameday.targets.base import Target
+
+log = logging.getLogger(__name__)
+
+LOOP_S = 0.05
+FLUSH_EVERY_S = 1.0
+PREFLIGHT_PROBES = 3
+WORKER_STOP_GRACE_S = 10.0
+# The method itself (pauses included) may not run longer than this past the recovery horizon.
+METHOD_SLACK_S = 120.0
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    experiment: Path
+    cell: str | None = None
+    cells_file: Path = DEFAULT_CELLS_FILE
+    store_url: str | None = None
+    probe_hz: float | None = None
+    baseline_s: float | None = None
+    stability_window_s: float | None = None
+    recovery_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # preflight, baseline, injecting, recovering, done
+    elapsed_s: float
+    samples: int
+    success_ratio: float | None  # over the last second
+    p95_ms: float | None  # over the last second
+    note: str = ""
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    experiment: Experiment
+    settings: RunSettings
+    cell: Cell
+    target: Target
+
+
+def prepare(request: RunRequest) -> Prepared:
+    """Everything that can be checked before touching anything; raises InputError."""
+    experiment = load_experiment(request.experiment)
+    name = request.cell or experiment.cell
+    if name is None:
+        raise InputError("--cell", "the one cell to run against", "nothing",
+                         "pass --cell NAME (or set gameday_cell in the experiment's configuration)")
+    cell = find_cell(load_cells(request.cells_file), name, str(request.cells_file))
+    overrides: dict[str, Any] = {k: v for k, v in {
+        "probe_hz": request.probe_hz, "baseline_s": request.baseline_s,
+        "stability_window_s": request.stability_window_s,
+        "recovery_timeout_s": request.recovery_timeout_s}.items() if v is not None}
+    for key, value in overrides.items():
+        if value <= 0:
+            raise InputError(f"--{key.replace('_', '-')}", "a number above 0", value,
+                             "pass a positive number")
+    settings = replace(experiment.settings, **overrides)
+    if settings.latency_factor is None and settings.latency_max_ms is None:
+        settings = replace(settings, latency_max_ms=cell.p95_latency_slo_ms)
+    return Prepared(experiment, settings, cell, open_target(cell))
+
+
+def new_run_id() -> str:
+    return f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Live:
+    """What the supervising loop knows as the run goes."""
+
+    t0: float
+    t_inject: float | None = None
+    t_inject_started: float | None = None
+    t_fault_end: float | None = None
+    halted: str | None = None
+    worker_done: bool = False
+    worker_code: int | None = None
+    events: list[RunEvent] = field(default_factory=list)
+
+    def event(self, source: str, what: str, mono: float | None = None, **detail: Any) -> None:
+        t = (mono if mono is not None else time.monotonic()) - self.t0
+        self.events.append(RunEvent(t=t, utc=datetime.now(UTC), source=source, name=what,
+                                    detail=detail))
+
+
+class RunSupervisor:
+    def __init__(self, prepared: Prepared, store: Store, store_url: str, cells_file: Path,
+                 progress: ProgressSink, stop: threading.Event, log_dir: Path) -> None:
+        self.p = prepared
+        self.s = prepared.settings
+        self.store = store
+        self.store_url = store_url
+        self.cells_file = cells_file
+        self.progress = progress
+        self.stop = stop
+        self.log_dir = log_dir
+        self.run_id = new_run_id()
+        self.live = _Live(t0=time.monotonic())
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.phase = "preflight"
+        self.worker: subprocess.Popen[str] | None = None
+
+    # -- progress ------------------------------------------------------------------------
+    def _report(self, samples: list[Sample], note: str = "") -> None:
+        now = time.monotonic() - self.live.t0
+        recent = [s for s in samples if s.t >= now - 1.0]
+        rate = error_rate(recent)
+        self.progress(Progress(self.phase, now, len(samples),
+                               None if rate is None else 1 - rate,
+                               percentile([s.latency_ms for s in recent if s.ok], 95), note))
+
+    # -- the run -------------------------------------------------------------------------
+    def preflight(self) -> str | None:
+        """None when the cell is reachable and its steady state holds, else why not."""
+        problem = self.p.target.reachable()
+        if problem is not None:
+            return problem
+        results = [self.p.target.probe(-1, "preflight") for _ in range(PREFLIGHT_PROBES)]
+        failed = [r for r in results if not r.ok]
+        if failed:
+            return f"steady state does not hold: {len(failed)} of {len(results)} probes failed " \
+                   f"({failed[0].error or failed[0].status})"
+        return None
+
+    def _other_cell_under_fault(self) -> str | None:
+        for fault in self.store.ledger_unreverted():
+            if fault.cell != self.p.cell.name and faults.owner_alive(fault):
+                return fault.cell
+        return None
+
+    def skipped(self, reason: str) -> RunRecord:
+        now = datetime.now(UTC)
+        record = self._record(status="completed", verdict="skipped", reason=reason, ended=now)
+        self.store.create_run(record)
+        return record
+
+    def _record(self, **kw: Any) -> RunRecord:
+        me = identify(os.getpid())
+        return RunRecord(
+            run_id=self.run_id, experiment=self.p.experiment.title,
+            experiment_path=str(self.p.experiment.path), kind=self.s.kind, cell=self.p.cell.name,
+            target=self.p.cell.target, started_utc=datetime.now(UTC), status=kw["status"],
+            ended_utc=kw.get("ended"), verdict=kw.get("verdict"), reason=kw.get("reason"),
+            runner_pid=me.pid if me else None, runner_start_ticks=me.start_ticks if me else None,
+        )
+
+    def execute(self) -> RunRecord:
+        from gameday.engine.sampler import Sampler
+
+        other = self._other_cell_under_fault()
+        if other is not None:
+            return self.skipped(f"lock: cell {other} is under fault; one cell at a time")
+        problem = self.preflight()
+        if problem is not None:
+            return self.skipped(f"preflight: {problem}")
+        self.store.create_run(self._record(status="running"))
+        sampler = Sampler(self.p.target, self.run_id, self.s.probe_hz, self.live.t0).start()
+        worker: subprocess.Popen[str] | None = None
+        try:
+            self.phase = "baseline"
+            self._wait(sampler, self.s.baseline_s)
+            if not self.live.halted:
+                worker = self.worker = self._start_worker()
+                self.phase = "injecting"
+                self._supervise(sampler, worker)
+        finally:
+            if worker is not None:
+                self._stop_worker(worker)
+            sampler.stop()
+            # Whatever happened, nothing of this run stays injected.
+            faults.revert_run(self.store, self.run_id, self.live.halted or "run_end")
+            self.store.add_samples(self.run_id, sampler.take_new())
+        return self._finish(sampler.samples())
+
+    def _wait(self, sampler: Any, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        last_flush = time.monotonic()
+        while time.monotonic() < end and not self.live.halted:
+            if self.stop.is_set():
+                self._halt("operator: interrupted")
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                self.store.add_samples(self.run_id, sampler.take_new())
+                last_flush = time.monotonic()
+                self._report(sampler.samples())
+            time.sleep(LOOP_S)
+
+    def _start_worker(self) -> subprocess.Popen[str]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.log_dir / f"{self.run_id}.worker.log").open("ab")
+        cmd = [sys.executable, "-m", "gameday.engine.worker", "--run-id", self.run_id,
+               "--experiment", str(self.p.experiment.path), "--cell", self.p.cell.name,
+               "--cells-file", str(self.cells_file), "--parent", str(os.getpid())]
+        worker = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=log_file, text=True, bufsize=1,
+                                  env={**os.environ, STORE_ENV: self.store_url})
+        log_file.close()
+        assert worker.stdout is not None
+        threading.Thread(target=self._read_lines, args=(worker.stdout,), daemon=True).start()
+        self.live.event("engine", "worker_started", pid=worker.pid)
+        return worker
+
+    def _read_lines(self, stream: IO[str]) -> None:
+        for line in stream:
+            with contextlib.suppress(json.JSONDecodeError):
+                self.lines.put(json.loads(line))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            name = str(line.pop("event", "unknown"))
+            mono = float(line.pop("monotonic", time.monotonic()))
+            self.live.event("worker", name, mono, **line)
+            if name == "fault_applied":
+                t = mono - self.live.t0
+                if self.live.t_inject is None:
+                    self.live.t_inject = t
+                    started = line.get("started_monotonic")
+                    self.live.t_inject_started = t if started is None \
+                        else float(started) - self.live.t0
+                end = t + float(line.get("duration_s") or 0.0)
+                self.live.t_fault_end = max(self.live.t_fault_end or end, end)
+                self.phase = "recovering" if not line.get("duration_s") else "injecting"
+
+    def _supervise(self, sampler: Any, worker: subprocess.Popen[str]) -> None:
+        last_flush = time.monotonic()
+        started = time.monotonic()
+        while True:
+            self._drain()
+            now = time.monotonic() - self.live.t0
+            samples = sampler.samples()
+            if self.stop.is_set() and not self.live.halted:
+                self._halt("operator: interrupted")
+            if not self.live.worker_done and worker.poll() is not None:
+                self._drain()
+                self.live.worker_done, self.live.worker_code = True, worker.returncode
+                self.live.event("engine", "worker_exited", returncode=worker.returncode)
+                if worker.returncode != 0 and not self.live.halted:
+                    self._halt(f"worker_died: exit {worker.returncode}")
+            if self.live.t_inject is not None and not self.live.halted:
+                limit, span = self._halt_condition()
+                if halt_reached(samples, now, limit, span):
+                    self._halt(f"halt: error rate above {limit:.0%} for {span:g} s")
+            if self.live.t_fault_end is not None and now >= self.live.t_fault_end \
+                    and self.phase == "injecting":
+                self.phase = "recovering"
+            if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                self.store.add_samples(self.run_id, sampler.take_new())
+                self.store.add_events(self.run_id, self._take_events())
+                last_flush = time.monotonic()
+                self._report(samples)
+            if self._done(samples, now, started):
+                return
+            time.sleep(LOOP_S)
+
+    def _halt_condition(self) -> tuple[float, float]:
+        limit = self.s.halt_error_rate_above or self.p.cell.halt_error_rate_above
+        span = self.s.halt_for_s or self.p.cell.halt_for_s
+        return limit, span
+
+    def _done(self, samples: list[Sample], now: float, started: float) -> bool:
+        t_inject = self.live.t_inject
+        if t_inject is None:
+            # No fault (yet): done once the worker is, or when the method overstays.
+            return self.live.worker_done or \
+                time.monotonic() - started > METHOD_SLACK_S + self.s.recovery_timeout_s
+        horizon = t_inject + self.s.recovery_timeout_s + self.s.stability_window_s
+        fault_end = self.live.t_fault_end or t_inject
+        # The cell counts as recovered only once stable after the fault is over.
+        settled = now >= horizon or (now >= fault_end and recovered_at(
+            [s for s in samples if s.t >= fault_end], t_inject, self._tolerance(samples),
+            self.s.stability_window_s) is not None)
+        # Then let the method finish (pauses, hypothesis after, rollbacks), within bounds.
+        return settled and (self.live.worker_done or now >= horizon + METHOD_SLACK_S)
+
+    def _tolerance(self, samples: list[Sample]) -> float:
+        from gameday.analytics.recovery import latency_tolerance_ms
+
+        start = self.live.t_inject_started
+        base = [s.latency_ms for s in samples if s.ok and start is not None and s.t < start]
+        return latency_tolerance_ms(percentile(base, 95), self.s.latency_factor,
+                                    self.s.latency_floor_ms, self.s.latency_max_ms)
+
+    def _halt(self, reason: str) -> None:
+        """Stop injecting and revert now: the parent reverts through the ledger itself."""
+        self.live.halted = reason
+        self.live.event("engine", "halted", reason=reason)
+        reverted = faults.revert_run(self.store, self.run_id, reason)
+        self.live.event("engine", "reverted", faults=reverted)
+        if self.worker is not None and self.worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.worker.send_signal(signal.SIGUSR1)  # chaoslib: stop now, run rollbacks
+        self.phase = "recovering"
+
+    def _stop_worker(self, worker: subprocess.Popen[str]) -> None:
+        if worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.send_signal(signal.SIGUSR1)  # chaoslib: stop now, run the rollbacks
+            try:
+                worker.wait(WORKER_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        self._drain()
+
+    def _take_events(self) -> list[RunEvent]:
+        events, self.live.events = self.live.events, []
+        return events
+
+    # -- figures and verdict ---------------------------------------------------------------
+    def _finish(self, samples: list[Sample]) -> RunRecord:
+        s = self.s
+        failover = s.kind == "db-failover"
+        missing: set[int] = set()
+        if failover and self.live.t_inject is not None:
+            acked = [x.write_seq for x in samples if x.ok and x.write_seq is not None]
+            missing = set(self.p.target.missing_writes(self.run_id, acked))
+        figures = run_figures(
+            samples, t_inject=self.live.t_inject, t_started=self.live.t_inject_started,
+            t_fault_end=self.live.t_fault_end,
+            stability_s=s.stability_window_s, factor=s.latency_factor,
+            floor_ms=s.latency_floor_ms, max_ms=s.latency_max_ms, window_s=s.error_window_s,
+            failover=failover, missing_writes=missing)
+        if figures.recovery_s is not None and figures.recovery_s > s.recovery_timeout_s:
+            figures = replace(figures, recovery_s=None, recovered=False)
+        values = asdict(figures)
+        values.update(self._target_figures())
+        if figures.recovery_s is not None and figures.t_fault_end is not None \
+                and figures.t_inject is not None:
+            values["recovery_after_fault_end_s"] = max(
+                0.0, figures.recovery_s - (figures.t_fault_end - figures.t_inject))
+        results = evaluate(s.criteria, values)
+        outcome, reason = verdict(results, recovered=figures.recovered, halted=self.live.halted,
+                                  injected=self.live.t_inject is not None)
+        self.store.add_events(self.run_id, self._take_events() + self._ground_truth())
+        self.store.update_run(self.run_id, status="completed", ended_utc=datetime.now(UTC),
+                              verdict=outcome, reason=redact_text(reason, self.p.cell.secret_values),
+                              figures=values, criteria=results)
+        record = self.store.get_run(self.run_id)
+        assert record is not None
+        return record
+
+    def _run_window(self) -> tuple[float, float]:
+        return self.live.t0, time.monotonic()
+
+    def _ground_truth(self) -> list[RunEvent]:
+        start, end = self._run_window()
+        out = []
+        for e in self.p.target.ground_truth():
+            mono = float(e.get("monotonic", 0.0))
+            if start <= mono <= end:
+                detail = {k: v for k, v in e.items() if k not in ("event", "utc", "monotonic")}
+                out.append(RunEvent(t=mono - self.live.t0,
+                                    utc=datetime.fromisoformat(e["utc"]), source="sandbox",
+                                    name=str(e["event"]), detail=detail))
+        return out
+
+    def _target_figures(self) -> dict[str, Any]:
+        """Figures only the target can give: replica crashes not caused by our own kills."""
+        start, end = self._run_window()
+        killed = {t.get("pid") for f in self.store.ledger_for_run(self.run_id)
+                  for t in (f.spec.get("applied") or {}).get("targets", [])}
+        exits = [e for e in self.p.target.ground_truth()
+                 if e.get("event") == "replica_exit" and start <= e.get("monotonic", 0) <= end]
+        if not exits and self.p.cell.target != "local":
+            return {}
+        return {"replica_crashes": sum(1 for e in exits if e.get("pid") not in killed)}
+
+
+def run_experiment(request: RunRequest, progress: ProgressSink, stop: threading.Event,
+                   log_dir: Path = Path(".gameday/logs")) -> RunRecord:
+    """Validate, reconcile the ledger, then run; the record is stored before it is returned."""
+    from gameday.store import resolve_store_url
+
+    prepared = prepare(request)
+    url = resolve_store_url(request.store_url)
+    store = Store.open(url)
+    try:
+        faults.reconcile(store)
+        supervisor = RunSupervisor(prepared, store, url, request.cells_file, progress, stop,
+                                   log_dir)
+        return supervisor.execute()
+    finally:
+        store.close()

@@ -1,0 +1,25 @@
+"""The domain: frozen records that cross module boundaries (no ``dict[str, Any]`` past the engine)."""
+
+from gameday.model.records import (
+    RUN_SCHEMA_VERSION,
+    CriterionResult,
+    FaultState,
+    LedgerFault,
+    RunEvent,
+    RunRecord,
+    RunStatus,
+    Sample,
+    Verdict,
+)
+
+__all__ = [
+    "RUN_SCHEMA_VERSION",
+    "CriterionResult",
+    "FaultState",
+    "LedgerFault",
+    "RunEvent",
+    "RunRecord",
+    "RunStatus",
+    "Sample",
+    "Verdict",
+]

@@ -1,0 +1,88 @@
+"""Records stored for every run: the run itself, its timeline samples, its events, its faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+RUN_SCHEMA_VERSION = 1
+
+Verdict = Literal["passed", "failed", "aborted", "not_recovered", "skipped"]
+RunStatus = Literal["running", "completed", "interrupted"]
+FaultState = Literal["pending", "applied", "reverted", "failed"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One probe of the cell on the run's timeline."""
+
+    t: float  # seconds since the run's time origin (monotonic based)
+    utc: datetime
+    ok: bool  # the probe's request succeeded (2xx)
+    latency_ms: float
+    status: int  # HTTP status, 0 when no answer
+    error: str | None = None
+    write_seq: int | None = None  # the write ledger's sequence number, when the probe wrote
+    payment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened during a run: a phase, an activity, a halt, a ground-truth event."""
+
+    t: float
+    utc: datetime
+    source: str  # "engine", "worker", "sandbox", "operator"
+    name: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    name: str
+    expected: str
+    actual: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class LedgerFault:
+    """One fault in the ledger: written before it is applied, with its expiry and its revert."""
+
+    fault_id: str
+    run_id: str | None
+    cell: str
+    target: str  # "local" or "kubernetes"
+    kind: str
+    spec: dict[str, Any]  # what was asked (validated arguments)
+    revert: dict[str, Any]  # how to revert it, enough for another process to do it
+    expires_utc: datetime
+    state: FaultState = "pending"
+    owner_pid: int | None = None
+    owner_start_ticks: int | None = None
+    created_utc: datetime | None = None
+    applied_utc: datetime | None = None
+    reverted_utc: datetime | None = None
+    revert_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    experiment: str  # title
+    experiment_path: str
+    kind: str  # pod-kill, latency, cpu-stress, db-failover
+    cell: str
+    target: str
+    started_utc: datetime
+    status: RunStatus = "running"
+    ended_utc: datetime | None = None
+    verdict: Verdict | None = None
+    reason: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    criteria: list[CriterionResult] = field(default_factory=list)
+    journal: dict[str, Any] | None = None
+    runner_pid: int | None = None
+    runner_start_ticks: int | None = None
+    schema_version: int = RUN_SCHEMA_VERSION

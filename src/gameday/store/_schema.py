@@ -1,0 +1,170 @@
+"""The store's tables, one definition for SQLite and PostgreSQL.
+
+Bump STORE_SCHEMA_VERSION on any change to these tables: ``Store.open`` refuses a database
+whose ``meta.schema_version`` differs, rather than misreading it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+STORE_SCHEMA_VERSION = 1
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, with microseconds, on both backends.
+
+    SQLite has no time zones: it stores naive UTC text ("2025-01-04 02:00:00.123456", which
+    sorts as time does); PostgreSQL stores timestamptz and answers in the session's zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise ValueError(f"expected a timezone-aware datetime, found {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time is ambiguous; guessing its zone would shift recovery figures silently.
+            raise ValueError(f"expected a timezone-aware datetime, found naive {value.isoformat()}")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise ValueError(f"stored time is not a datetime: {value!r}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for both backends: NaN and infinities become null, as JSON.stringify does.
+
+    PostgreSQL rejects NaN in json while SQLite would keep it, so one run (a mean over no
+    samples) could be stored on one backend and lost on the other.
+    """
+    return json.dumps(_finite(value), allow_nan=False, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+metadata = MetaData()
+
+# Only "schema_version" for now; a key/value table survives later additions unchanged.
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("experiment", Text, nullable=False),
+    Column("experiment_path", Text, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("cell", String(255), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("started_utc", UtcDateTime, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("ended_utc", UtcDateTime),
+    Column("verdict", String(32)),
+    Column("reason", Text),
+    Column("figures", JSON, nullable=False),
+    Column("criteria", JSON, nullable=False),  # [{name, expected, actual, ok}, ...]
+    Column("journal", JSON(none_as_null=True)),
+    Column("runner_pid", Integer),
+    Column("runner_start_ticks", BigInteger),
+    Column("schema_version", Integer, nullable=False),
+)
+Index("runs_cell_started_idx", runs.c.cell, runs.c.started_utc)
+Index("runs_started_idx", runs.c.started_utc)
+Index("runs_status_idx", runs.c.status)
+
+
+def _row_id() -> Column[int]:
+    # SQLite auto-increments only an INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+    return Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+
+
+samples = Table(
+    "samples", metadata,
+    _row_id(),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("t", Double, nullable=False),
+    Column("utc", UtcDateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error", Text),
+    Column("write_seq", BigInteger),
+    Column("payment_id", BigInteger),
+)
+Index("samples_run_t_idx", samples.c.run_id, samples.c.t)
+
+events = Table(
+    "events", metadata,
+    _row_id(),
+    Column("run_id", String(128), ForeignKey("runs.run_id"), nullable=False),
+    Column("t", Double, nullable=False),
+    Column("utc", UtcDateTime, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+Index("events_run_t_idx", events.c.run_id, events.c.t)
+
+# No foreign key to runs: the sandbox CLI injects faults outside any run, and a ledger write
+# must never fail for want of a parent row.
+faults = Table(
+    "faults", metadata,
+    Column("fault_id", String(128), primary_key=True),
+    Column("run_id", String(128)),
+    Column("cell", String(255), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("revert", JSON, nullable=False),
+    Column("expires_utc", UtcDateTime, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("owner_pid", Integer),
+    Column("owner_start_ticks", BigInteger),
+    Column("created_utc", UtcDateTime, nullable=False),
+    Column("applied_utc", UtcDateTime),
+    Column("reverted_utc", UtcDateTime),
+    Column("revert_reason", Text),
+)
+Index("faults_run_idx", faults.c.run_id)
+Index("faults_reverted_idx", faults.c.reverted_utc)

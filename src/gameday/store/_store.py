@@ -1,0 +1,433 @@
+"""The store: runs, their timelines and events, and the fault ledger, in SQLite or PostgreSQL.
+
+One code path (SQLAlchemy Core) for both backends. Every write is its own short transaction,
+committed before the method returns: a run's parent, its worker and other ``gameday``
+commands write the same database at once, and a ledger row must be durable before the fault
+it describes is applied (safety invariant 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, get_args
+
+from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from gameday.model.records import (
+    CriterionResult,
+    FaultState,
+    LedgerFault,
+    RunEvent,
+    RunRecord,
+    RunStatus,
+    Sample,
+    Verdict,
+)
+from gameday.store import _schema as schema
+from gameday.store._errors import IncompatibleSchemaError, StoreError
+from gameday.store._schema import STORE_SCHEMA_VERSION, json_dumps
+from gameday.store._url import redact_url, resolve_store_url
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+PG_CONNECT_TIMEOUT_S: Final = 10
+# Any constant works: it only has to be the same in every process creating the tables.
+_PG_SCHEMA_LOCK: Final = 0x6761_6D65_6461_79  # "gameday"
+_WRITE_OPTION: Final = "gameday_write"
+
+_RUN_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(RunRecord)) - {"run_id"}
+_FAULT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(LedgerFault)) - {"fault_id"}
+_RUN_STATUSES: Final = frozenset(get_args(RunStatus))
+_VERDICTS: Final = frozenset(get_args(Verdict))
+_FAULT_STATES: Final = frozenset(get_args(FaultState))
+
+# Engines of this process, so a forked child can drop the parent's pooled connections
+# (a SQLite or PostgreSQL connection used from two processes corrupts its state).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+class Store:
+    """Where runs, samples, events and the fault ledger persist. Open with ``Store.open(url)``."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        # SQLite: writes take the write lock at BEGIN (see _sqlite_begin).
+        self._writer = engine.execution_options(**{_WRITE_OPTION: True})
+        self.url = url  # redacted
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Open (creating tables if missing) the store at ``url``, ``$GAMEDAY_STORE`` or the default.
+
+        Raises InputError for a URL we cannot use, IncompatibleSchemaError when the database
+        was written by another store schema version, StoreError when it cannot be reached.
+        """
+        resolved = resolve_store_url(url)
+        redacted = redact_url(resolved)
+        engine = _create_engine(resolved, redacted)
+        store = cls(engine, redacted)
+        try:
+            store._prepare_schema()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(self, run: RunRecord) -> None:
+        values = _columns(run)
+        _check_run_values(values)
+        values["criteria"] = _criteria_to_json(run.criteria)
+        with self._write(f"create run {run.run_id!r}") as conn:
+            conn.execute(schema.runs.insert().values(values))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set ``fields`` (any RunRecord field but run_id) of an existing run."""
+        unknown = sorted(set(fields) - _RUN_FIELDS)
+        if unknown:
+            raise StoreError(f"update_run({run_id!r}): no such run field(s) {', '.join(unknown)}; "
+                             f"expected some of {', '.join(sorted(_RUN_FIELDS))}")
+        if not fields:
+            return
+        _check_run_values(fields)
+        values = dict(fields)
+        if "criteria" in values:
+            values["criteria"] = _criteria_to_json(values["criteria"])
+        with self._write(f"update run {run_id!r}") as conn:
+            runs = schema.runs
+            result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(values))
+            if result.rowcount == 0:
+                raise StoreError(f"update run {run_id!r}: no such run in {self.url}")
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._read(f"read run {run_id!r}") as conn:
+            row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
+        return None if row is None else _run_from(row)
+
+    def list_runs(self, *, cell: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """Up to ``limit`` runs, newest (by started_utc) first, of one cell or of all."""
+        if limit < 0:
+            raise StoreError(f"list_runs: limit must be 0 or more, found {limit}")
+        runs = schema.runs
+        query = select(runs).order_by(runs.c.started_utc.desc(), runs.c.run_id.desc()).limit(limit)
+        if cell is not None:
+            query = query.where(runs.c.cell == cell)
+        with self._read("list runs") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    def runs_with_status(self, status: str) -> list[RunRecord]:
+        """Every run with ``status``, oldest first."""
+        runs = schema.runs
+        query = select(runs).where(runs.c.status == status).order_by(runs.c.started_utc, runs.c.run_id)
+        with self._read(f"list {status} runs") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ timeline
+
+    def add_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
+        """Append timeline samples of a run, in one statement (executemany)."""
+        if not samples:
+            return
+        rows = [{"run_id": run_id, "t": s.t, "utc": s.utc, "ok": s.ok, "latency_ms": s.latency_ms,
+                 "status": s.status, "error": s.error, "write_seq": s.write_seq,
+                 "payment_id": s.payment_id} for s in samples]
+        with self._write(f"add {len(rows)} samples to run {run_id!r}") as conn:
+            conn.execute(schema.samples.insert(), rows)
+
+    def samples(self, run_id: str) -> list[Sample]:
+        """The run's timeline, ordered by t (then by insertion)."""
+        table = schema.samples
+        query = select(table).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
+        with self._read(f"read samples of run {run_id!r}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Sample(t=r["t"], utc=r["utc"], ok=bool(r["ok"]), latency_ms=r["latency_ms"],
+                       status=r["status"], error=r["error"], write_seq=r["write_seq"],
+                       payment_id=r["payment_id"]) for r in rows]
+
+    def add_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        if not events:
+            return
+        rows = [{"run_id": run_id, "t": e.t, "utc": e.utc, "source": e.source, "name": e.name,
+                 "detail": e.detail} for e in events]
+        with self._write(f"add {len(rows)} events to run {run_id!r}") as conn:
+            conn.execute(schema.events.insert(), rows)
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        """The run's events, ordered by t (then by insertion)."""
+        table = schema.events
+        query = select(table).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
+        with self._read(f"read events of run {run_id!r}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [RunEvent(t=r["t"], utc=r["utc"], source=r["source"], name=r["name"],
+                         detail=dict(r["detail"])) for r in rows]
+
+    # ------------------------------------------------------------------ fault ledger
+
+    def ledger_add(self, fault: LedgerFault) -> None:
+        """Record a fault before it is applied; committed (durable) when this returns.
+
+        ``created_utc`` defaults to now when the fault has none.
+        """
+        values = _columns(fault)
+        _check_fault_values(values)
+        if values["created_utc"] is None:
+            values["created_utc"] = datetime.now(UTC)
+        with self._write(f"add fault {fault.fault_id!r} to the ledger") as conn:
+            conn.execute(schema.faults.insert().values(values))
+
+    def ledger_update(self, fault_id: str, **fields: Any) -> None:
+        """Set ``fields`` (any LedgerFault field but fault_id) of a ledger row; committed on return."""
+        unknown = sorted(set(fields) - _FAULT_FIELDS)
+        if unknown:
+            raise StoreError(f"ledger_update({fault_id!r}): no such fault field(s) {', '.join(unknown)}; "
+                             f"expected some of {', '.join(sorted(_FAULT_FIELDS))}")
+        if not fields:
+            return
+        _check_fault_values(fields)
+        if "created_utc" in fields and fields["created_utc"] is None:
+            raise StoreError(f"ledger_update({fault_id!r}): created_utc cannot be cleared")
+        with self._write(f"update fault {fault_id!r} in the ledger") as conn:
+            faults = schema.faults
+            result = conn.execute(faults.update().where(faults.c.fault_id == fault_id).values(fields))
+            if result.rowcount == 0:
+                raise StoreError(f"update fault {fault_id!r}: no such fault in the ledger of {self.url}")
+
+    def ledger_get(self, fault_id: str) -> LedgerFault | None:
+        with self._read(f"read fault {fault_id!r}") as conn:
+            query = select(schema.faults).where(schema.faults.c.fault_id == fault_id)
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _fault_from(row)
+
+    def ledger_unreverted(self) -> list[LedgerFault]:
+        """Faults not known to be reverted (reverted_utc unset), whatever their state, oldest first.
+
+        ``failed`` counts: a fault that failed to apply may be half applied, and one that failed
+        to revert is still there.
+        """
+        return self._ledger("read unreverted faults", schema.faults.c.reverted_utc.is_(None))
+
+    def ledger_for_run(self, run_id: str) -> list[LedgerFault]:
+        return self._ledger(f"read faults of run {run_id!r}", schema.faults.c.run_id == run_id)
+
+    def ledger_all(self) -> list[LedgerFault]:
+        return self._ledger("read the fault ledger", None)
+
+    def _ledger(self, what: str, where: Any) -> list[LedgerFault]:
+        query = select(schema.faults).order_by(schema.faults.c.created_utc, schema.faults.c.fault_id)
+        if where is not None:
+            query = query.where(where)
+        with self._read(what) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_fault_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        """One transaction, committed on leaving (rolled back on an exception)."""
+        self._check_open(what)
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        # TypeError/ValueError: a value we cannot store (naive time, not JSON); psycopg raises
+        # them bare from its JSON dumper, where SQLite's path wraps them in a StatementError.
+        except (SQLAlchemyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{what} in {self.url} failed: {_short(exc)}") from exc
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        self._check_open(what)
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, ValueError) as exc:  # ValueError: a stored value we cannot read
+            raise StoreError(f"{what} in {self.url} failed: {_short(exc)}") from exc
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise StoreError(f"{what}: the store {self.url} is closed")
+
+    def _prepare_schema(self) -> None:
+        """Check the schema version and create missing tables, serialised across processes."""
+        with self._read("check the store's tables") as conn:
+            version, missing = _schema_state(conn)
+        if version is not None:
+            _check_version(self.url, version)
+            if not missing:
+                return  # the usual case: no DDL, so no lock on tables other processes write
+        with self._write("create the store's tables") as conn:
+            if conn.dialect.name == "postgresql":
+                # CREATE TABLE IF NOT EXISTS races in PostgreSQL (duplicate pg_type rows); SQLite
+                # is serialised already by BEGIN IMMEDIATE.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
+            version, missing = _schema_state(conn)  # again: another process may have been first
+            if version is not None:
+                _check_version(self.url, version)
+            for table in schema.metadata.sorted_tables:
+                if table.name in missing:
+                    conn.execute(CreateTable(table, if_not_exists=True))
+                    for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+                        conn.execute(CreateIndex(index, if_not_exists=True))
+            if version is None:
+                conn.execute(schema.meta.insert().values(key="schema_version",
+                                                         value=str(STORE_SCHEMA_VERSION)))
+
+
+def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
+    """The stored schema version (None when there is none yet) and the names of missing tables."""
+    existing = set(inspect(conn).get_table_names())
+    missing = set(schema.metadata.tables) - existing
+    if schema.meta.name in missing:
+        return None, missing
+    meta = schema.meta
+    version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    return version, missing
+
+
+def _check_version(url: str, found: str) -> None:
+    if found == str(STORE_SCHEMA_VERSION):
+        return
+    newer = found.isdigit() and int(found) > STORE_SCHEMA_VERSION
+    fix = ("this database was written by a newer gameday: upgrade gameday" if newer else
+           "this database was written by another gameday version: use a new store file or database")
+    raise IncompatibleSchemaError(
+        where=url, expected=f"store schema version {STORE_SCHEMA_VERSION}",
+        found=f"schema version {found}",
+        fix=f"{fix}, or point --store / GAMEDAY_STORE at another database")
+
+
+# ---------------------------------------------------------------------- engine
+
+
+def _create_engine(url: str, redacted: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of the store {redacted}: {exc}") from exc
+        engine = create_engine(url, json_serializer=json_dumps, hide_parameters=True)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, json_serializer=json_dumps, hide_parameters=True, pool_pre_ping=True,
+                               connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S,
+                                             "application_name": "gameday-store"})
+    _ENGINES.add(engine)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (_sqlite_begin): sqlite3's own would begin a write lazily, and a
+    # read lock that turns into a write lock fails at once with "database is locked".
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL itself needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL lets readers and one writer work at once (parent, worker, CLI on one file).
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed ledger row survives power loss, not only a killed process.
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, where busy_timeout waits for it.
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _short(exc: BaseException) -> str:
+    # SQLAlchemy appends a "Background on this error" link on a second line.
+    first = str(exc).strip().splitlines()
+    return first[0] if first else type(exc).__name__
+
+
+# ---------------------------------------------------------------------- rows <-> records
+
+
+def _check_run_values(values: Mapping[str, Any]) -> None:
+    if "status" in values and values["status"] not in _RUN_STATUSES:
+        raise StoreError(f"run status must be one of {sorted(_RUN_STATUSES)}, found {values['status']!r}")
+    verdict = values.get("verdict")
+    if verdict is not None and verdict not in _VERDICTS:
+        raise StoreError(f"run verdict must be one of {sorted(_VERDICTS)} or None, found {verdict!r}")
+
+
+def _check_fault_values(values: Mapping[str, Any]) -> None:
+    if "state" in values and values["state"] not in _FAULT_STATES:
+        raise StoreError(f"fault state must be one of {sorted(_FAULT_STATES)}, found {values['state']!r}")
+
+
+def _criteria_to_json(criteria: Sequence[CriterionResult]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "expected": c.expected, "actual": c.actual, "ok": c.ok} for c in criteria]
+
+
+def _columns(record: RunRecord | LedgerFault) -> dict[str, Any]:
+    # Not dataclasses.asdict: it would deep-copy the journal, which can be large.
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
+def _run_from(row: RowMapping) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"], experiment=row["experiment"], experiment_path=row["experiment_path"],
+        kind=row["kind"], cell=row["cell"], target=row["target"], started_utc=row["started_utc"],
+        status=row["status"], ended_utc=row["ended_utc"], verdict=row["verdict"], reason=row["reason"],
+        figures=dict(row["figures"]),
+        criteria=[CriterionResult(name=c["name"], expected=c["expected"], actual=c["actual"],
+                                  ok=bool(c["ok"])) for c in row["criteria"]],
+        journal=row["journal"], runner_pid=row["runner_pid"],
+        runner_start_ticks=row["runner_start_ticks"],
+        schema_version=row["schema_version"],
+    )
+
+
+def _fault_from(row: RowMapping) -> LedgerFault:
+    return LedgerFault(
+        fault_id=row["fault_id"], run_id=row["run_id"], cell=row["cell"], target=row["target"],
+        kind=row["kind"], spec=dict(row["spec"]), revert=dict(row["revert"]),
+        expires_utc=row["expires_utc"], state=row["state"], owner_pid=row["owner_pid"],
+        owner_start_ticks=row["owner_start_ticks"], created_utc=row["created_utc"],
+        applied_utc=row["applied_utc"], reverted_utc=row["reverted_utc"],
+        revert_reason=row["revert_reason"],
+    )

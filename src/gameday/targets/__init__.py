@@ -1,0 +1,42 @@
+"""Targets: where faults land and probes go. One small interface, one module per family.
+
+    Target.check(kind, spec)        would this fault apply to the cell now? (touches nothing)
+    Target.inject(fault_id, kind, spec) -> detail
+    Target.revert_spec(fault_id, kind)  how any process can revert it later (stored in the ledger)
+    revert(revert_spec)             idempotent; True when something was still to revert
+    Target.probe(seq, tag)          one steady-state sample (a sequence-numbered write)
+    Target.missing_writes(tag, seqs)  acknowledged writes the database no longer holds
+    Target.ground_truth()           what the target itself saw happen (local sandbox only)
+
+Retries, timeouts, ledger and journaling stay in the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameday.config.cells import Cell
+from gameday.errors import InputError
+from gameday.targets.base import FAULT_KINDS, Probe, Target
+
+
+def open_target(cell: Cell) -> Target:
+    if cell.target == "local":
+        from gameday.targets.local import LocalTarget
+
+        return LocalTarget(cell)
+    raise InputError(f"cell {cell.name}: target", "local (the kubernetes target is not built yet)",
+                     cell.target, "use a local sandbox cell")
+
+
+def revert(spec: dict[str, Any]) -> bool:
+    """Revert a fault from its ledger revert spec alone (no cells file needed)."""
+    if spec.get("target") == "local":
+        from gameday.targets.local import revert_local
+
+        return revert_local(spec)
+    raise InputError("ledger revert spec", "a spec of a known target", spec.get("target"),
+                     "revert the fault by hand, then mark it with `gameday recover --forget`")
+
+
+__all__ = ["FAULT_KINDS", "Probe", "Target", "open_target", "revert"]

@@ -1,0 +1,39 @@
+"""The target interface and the fault kinds every target implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+FaultKind = Literal["pod-kill", "latency", "cpu-stress", "db-failover"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("pod-kill", "latency", "cpu-stress", "db-failover")
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    status: int
+    latency_ms: float
+    error: str | None = None
+    write_seq: int | None = None
+    payment_id: int | None = None
+
+
+class Target(Protocol):
+    name: str
+
+    def check(self, kind: FaultKind, spec: dict[str, Any]) -> None: ...
+
+    def revert_spec(self, fault_id: str, kind: FaultKind) -> dict[str, Any]: ...
+
+    def inject(self, fault_id: str, kind: FaultKind, spec: dict[str, Any]) -> dict[str, Any]: ...
+
+    def probe(self, seq: int, tag: str) -> Probe: ...
+
+    def reachable(self) -> str | None:
+        """None when the cell answers, else why not."""
+        ...
+
+    def missing_writes(self, tag: str, seqs: list[int]) -> list[int]: ...
+
+    def ground_truth(self) -> list[dict[str, Any]]: ...

@@ -1,0 +1,133 @@
+"""The local target: a cell of the sandbox on this machine (the embedded default)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gameday.config.cells import Cell
+from gameday.errors import GamedayError, InputError, SandboxError
+from gameday.sandbox import manager
+from gameday.sandbox.events import read_events
+from gameday.sandbox.postgres import PgCredentials
+from gameday.sandbox.state import SandboxLayout, read_json
+from gameday.sandbox.workload import missing_acknowledged
+from gameday.targets.base import FaultKind, Probe
+
+# Our fault kinds in the sandbox's words, and how their arguments are named there.
+SANDBOX_KIND: dict[FaultKind, str] = {
+    "pod-kill": "kill-replica",
+    "latency": "latency",
+    "cpu-stress": "cpu",
+    "db-failover": "kill-primary",
+}
+SANDBOX_PARAM = {"count": "count", "latency_ms": "ms", "jitter_ms": "jitter",
+                 "duration_s": "duration", "workers": "workers", "load_pct": "load"}
+
+
+def sandbox_params(spec: dict[str, Any]) -> dict[str, Any]:
+    return {SANDBOX_PARAM[k]: v for k, v in spec.items() if k in SANDBOX_PARAM}
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, cell: Cell) -> None:
+        assert cell.local_state_dir is not None and cell.sandbox_cell is not None
+        self.cell = cell
+        self.state_dir: Path = cell.local_state_dir
+        self.sandbox_cell: str = cell.sandbox_cell
+        self.layout = SandboxLayout(self.state_dir.resolve())
+        self._url: str | None = None
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _state(self) -> dict[str, Any]:
+        state = self.layout.read_cell_state(self.sandbox_cell)
+        if state is None or not state.get("url"):
+            raise SandboxError(f"no running sandbox cell {self.sandbox_cell} in {self.state_dir}")
+        return state
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = str(self._state()["url"])
+        return self._url
+
+    def check(self, kind: FaultKind, spec: dict[str, Any]) -> None:
+        manager.check_fault(self.state_dir, self.sandbox_cell, SANDBOX_KIND[kind],
+                            sandbox_params(spec))
+
+    def revert_spec(self, fault_id: str, kind: FaultKind) -> dict[str, Any]:
+        return {"target": "local", "state_dir": str(self.layout.root),
+                "sandbox_cell": self.sandbox_cell, "fault_id": fault_id}
+
+    def inject(self, fault_id: str, kind: FaultKind, spec: dict[str, Any]) -> dict[str, Any]:
+        record = manager.inject_fault(self.state_dir, self.sandbox_cell, SANDBOX_KIND[kind],
+                                      sandbox_params(spec), fault_id=fault_id)
+        return {"targets": record.get("targets", []), "expires_utc": record.get("expires_utc"),
+                "sandbox_revert": record.get("revert")}
+
+    def reachable(self) -> str | None:
+        try:
+            state = self._state()
+        except (SandboxError, GamedayError) as exc:
+            return str(exc)
+        if state.get("status") != "ready":
+            return f"sandbox cell {self.sandbox_cell} is {state.get('status')}"
+        return None
+
+    def probe(self, seq: int, tag: str, timeout_s: float | None = None) -> Probe:
+        """One sequence-numbered write through the cell's front door (a fresh connection each:
+        probes run concurrently and a kept-alive one would hide a dead endpoint)."""
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                          timeout=timeout_s or self.cell.probe_timeout_s)
+        started = time.perf_counter()
+        try:
+            body = json.dumps({"amount_cents": 100, "seq": seq, "reference": tag})
+            conn.request("POST", "/payments", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            payload = response.read()
+            latency = (time.perf_counter() - started) * 1000
+            if response.status == 201:
+                return Probe(True, 201, latency, None, seq, int(json.loads(payload)["id"]))
+            return Probe(False, response.status, latency, _error_text(payload), seq)
+        except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+            return Probe(False, 0, (time.perf_counter() - started) * 1000,
+                         f"{type(exc).__name__}: {exc}", seq)
+        finally:
+            conn.close()
+
+    def missing_writes(self, tag: str, seqs: list[int]) -> list[int]:
+        creds = PgCredentials(**read_json(self.layout.secrets_file)["database"])
+        status = manager.sandbox_status(self.state_dir)
+        cell = next(c for c in status["cells"] if c["name"] == self.sandbox_cell)
+        primary = next(n for n in cell["database"] if n["role"] == "primary")
+        return missing_acknowledged(int(primary["port"]), creds, tag, seqs)
+
+    def ground_truth(self) -> list[dict[str, Any]]:
+        return read_events(self.layout.events_file, self.sandbox_cell)
+
+
+def _error_text(payload: bytes) -> str:
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload[:200].decode(errors="replace")
+    return str(data.get("error", data)) if isinstance(data, dict) else str(data)
+
+
+def revert_local(spec: dict[str, Any]) -> bool:
+    """Revert through the sandbox's admin API; a sandbox that is gone has nothing left to revert."""
+    try:
+        reverted = manager.revert_fault(Path(spec["state_dir"]), spec["sandbox_cell"],
+                                        spec["fault_id"])
+    except InputError as exc:
+        if exc.where in ("FAULT_ID", "CELL") or exc.where.startswith("--state-dir"):
+            return False  # never applied, or the sandbox (and its faults) went down
+        raise
+    return bool(reverted) and reverted[0].get("revert_reason") == "reverted"

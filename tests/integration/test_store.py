@@ -1,0 +1,570 @@
+"""The store's contract, the same tests over SQLite (a file) and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from gameday.errors import InputError
+from gameday.model.records import CriterionResult, LedgerFault, RunEvent, RunRecord, Sample
+from gameday.sandbox import postgres as pg
+from gameday.store import (
+    DEFAULT_STORE_URL,
+    STORE_SCHEMA_VERSION,
+    IncompatibleSchemaError,
+    Store,
+    StoreError,
+    redact_url,
+    resolve_store_url,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+T0 = datetime(2025, 1, 4, 2, 0, 0, 123456, tzinfo=UTC)
+CEST = timezone(timedelta(hours=2))
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    port: int
+    creds: pg.PgCredentials
+    database: str = "gameday_store"
+    names: Iterator[int] = dataclasses.field(default_factory=itertools.count)
+
+    def new_database_url(self) -> str:
+        """A URL to a fresh, empty schema, so tests never see each other's rows.
+
+        A schema (through search_path), not a database: CREATE DATABASE takes ~0.4 s here.
+        """
+        name = f"test_{next(self.names)}"
+        with psycopg.connect(self.creds.dsn(self.port, dbname=self.database), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        password = quote(self.creds.password, safe="")
+        return (f"postgresql://{self.creds.user}:{password}@127.0.0.1:{self.port}/{self.database}"
+                f"?options=-csearch_path%3D{name}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    run_as = pg.pg_run_as()
+    work = tmp_path_factory.mktemp("store-pg")
+    data_root = pg.pg_data_root(work, run_as)
+    creds = pg.new_credentials()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        bins = pg.find_pg_binaries()
+        port = free_port()
+        pg.init_primary(bins, data_root / "store", port, creds, run_as)
+        proc = pg.start_node(bins, data_root / "store", work / "logs" / "store.log", run_as)
+        pg.wait_ready(port, creds, 30.0, dbname="postgres")
+        # init_primary asks for a synchronous standby; there is none, so commits would hang.
+        pg.set_synchronous_standbys(port, creds, "")
+        server = PgServer(port, creds)
+        with psycopg.connect(creds.dsn(port, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{server.database}"')
+        yield server
+    finally:
+        if proc is not None:
+            pg.stop_node(proc, timeout_s=5.0)
+        shutil.rmtree(data_root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'gameday.db'}"
+    server: PgServer = request.getfixturevalue("postgres_server")
+    return server.new_database_url()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# --------------------------------------------------------------------------- records
+
+
+def make_run(run_id: str = "run-1", *, cell: str = "cell-1", started: datetime = T0,
+             **fields: object) -> RunRecord:
+    base = RunRecord(run_id=run_id, experiment="Pod kill", experiment_path="experiments/local/pod-kill.yaml",
+                     kind="pod-kill", cell=cell, target="local", started_utc=started)
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+def make_fault(fault_id: str, run_id: str | None = "run-1", **fields: object) -> LedgerFault:
+    base = LedgerFault(fault_id=fault_id, run_id=run_id, cell="cell-1", target="local", kind="latency",
+                       spec={"delay_ms": 300, "jitter_ms": 0}, revert={"action": "remove_toxic", "id": 7},
+                       expires_utc=T0 + timedelta(minutes=5))
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+def sample(t: float, **fields: object) -> Sample:
+    base = Sample(t=t, utc=T0 + timedelta(seconds=t), ok=True, latency_ms=12.5, status=200)
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None and value.tzinfo is UTC
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_run_round_trips_every_field(store: Store) -> None:
+    run = make_run(
+        # Given in +02:00: it must come back as the same instant, in UTC, microseconds intact.
+        started=datetime(2025, 1, 4, 4, 0, 0, 654321, tzinfo=CEST),
+        status="completed", ended_utc=T0 + timedelta(seconds=95, microseconds=1),
+        verdict="failed", reason="recovery 75.2 s > 60 s",
+        figures={"recovery_s": 75.2, "time_to_impact_s": 0.4, "breached": True, "mttr": None,
+                 "nested": {"p90": [1.5, 2.5]}},
+        criteria=[CriterionResult("recovery", "< 60 s", "75.2 s", False),
+                  CriterionResult("error rate", "< 1 %", "0.4 %", True)],
+        journal={"status": "completed", "run": [{"activity": {"name": "kill"}, "status": "succeeded"}],
+                 "note": "élan ✓", "big": 2**53},
+        runner_pid=4242, runner_start_ticks=987654321012,
+    )
+    store.create_run(run)
+
+    got = store.get_run("run-1")
+    assert got == run
+    assert got is not None
+    assert_utc(got.started_utc)
+    assert_utc(got.ended_utc)
+    assert got.started_utc == datetime(2025, 1, 4, 2, 0, 0, 654321, tzinfo=UTC)
+    assert got.ended_utc is not None and got.ended_utc.microsecond == 123457
+    assert got.schema_version == 1
+    assert store.get_run("no-such-run") is None
+
+
+def test_run_without_optional_fields(store: Store) -> None:
+    run = make_run()
+    store.create_run(run)
+    assert store.get_run(run.run_id) == run
+
+
+def test_duplicate_run_is_a_store_error(store: Store) -> None:
+    store.create_run(make_run())
+    with pytest.raises(StoreError, match="create run 'run-1'"):
+        store.create_run(make_run())
+
+
+def test_update_run_sets_fields(store: Store) -> None:
+    run = make_run(journal={"status": "running"})
+    store.create_run(run)
+    changes: dict[str, object] = {
+        "status": "completed", "ended_utc": T0 + timedelta(minutes=2), "verdict": "passed",
+        "reason": None, "figures": {"recovery_s": 4.25}, "journal": None,
+        "criteria": [CriterionResult("recovery", "< 60 s", "4.25 s", True)],
+    }
+    store.update_run("run-1", **changes)
+    assert store.get_run("run-1") == dataclasses.replace(run, **changes)  # type: ignore[arg-type]
+
+    store.update_run("run-1", reason="operator note")  # other fields stay
+    got = store.get_run("run-1")
+    assert got is not None and got.reason == "operator note" and got.verdict == "passed"
+
+
+def test_update_run_rejects_what_it_cannot_store(store: Store) -> None:
+    store.create_run(make_run())
+    with pytest.raises(StoreError, match="no such run"):
+        store.update_run("missing", status="completed")
+    with pytest.raises(StoreError, match="no such run field"):
+        store.update_run("run-1", colour="red")
+    with pytest.raises(StoreError, match="status must be one of"):
+        store.update_run("run-1", status="finished")
+    with pytest.raises(StoreError, match="not JSON serializable"):
+        store.update_run("run-1", figures={"when": T0})
+    with pytest.raises(StoreError, match="timezone-aware"):
+        store.update_run("run-1", ended_utc=datetime(2025, 1, 4, 2, 0))  # naive
+    assert store.get_run("run-1") == make_run()
+
+
+def test_non_finite_figures_become_null_on_both_backends(store: Store) -> None:
+    store.create_run(make_run(figures={"mean": float("nan"), "max": float("inf"), "n": 0}))
+    got = store.get_run("run-1")
+    assert got is not None and got.figures == {"mean": None, "max": None, "n": 0}
+
+
+def test_list_runs_newest_first_by_cell_with_limit(store: Store) -> None:
+    for i, cell in enumerate(["cell-1", "cell-2", "cell-1", "cell-2", "cell-1"]):
+        store.create_run(make_run(f"run-{i}", cell=cell, started=T0 + timedelta(hours=i)))
+
+    assert [r.run_id for r in store.list_runs()] == ["run-4", "run-3", "run-2", "run-1", "run-0"]
+    assert [r.run_id for r in store.list_runs(cell="cell-1")] == ["run-4", "run-2", "run-0"]
+    assert [r.run_id for r in store.list_runs(limit=2)] == ["run-4", "run-3"]
+    assert [r.run_id for r in store.list_runs(cell="cell-2", limit=1)] == ["run-3"]
+    assert store.list_runs(cell="cell-9") == []
+    assert store.list_runs(limit=0) == []
+
+
+def test_runs_with_status(store: Store) -> None:
+    for i in range(4):
+        store.create_run(make_run(f"run-{i}", started=T0 + timedelta(minutes=i)))
+    store.update_run("run-1", status="completed", verdict="passed")
+    store.update_run("run-3", status="interrupted")
+    assert [r.run_id for r in store.runs_with_status("running")] == ["run-0", "run-2"]
+    assert [r.run_id for r in store.runs_with_status("interrupted")] == ["run-3"]
+    assert store.runs_with_status("completed")[0].verdict == "passed"
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+def test_samples_round_trip_ordered_by_t(store: Store) -> None:
+    store.create_run(make_run("run-1"))
+    store.create_run(make_run("run-2"))
+    batch_1 = [sample(i / 10) for i in range(300, 600)]  # arrives first, later in time
+    batch_2 = [sample(i / 10, ok=i % 7 != 0, latency_ms=i * 0.123, status=503 if i % 7 == 0 else 200,
+                      error="HTTP 503" if i % 7 == 0 else None, write_seq=i, payment_id=10_000 + i)
+               for i in range(300)]
+    store.add_samples("run-1", batch_1)
+    store.add_samples("run-1", batch_2)
+    store.add_samples("run-2", [sample(0.05)])
+    store.add_samples("run-1", [])
+
+    got = store.samples("run-1")
+    assert got == batch_2 + batch_1
+    assert all(s.utc.tzinfo is UTC for s in got)
+    assert got[1].utc.microsecond == (T0 + timedelta(seconds=0.1)).microsecond
+    assert store.samples("run-2") == [sample(0.05)]
+    assert store.samples("no-such-run") == []
+
+
+def test_samples_need_an_existing_run(store: Store) -> None:
+    with pytest.raises(StoreError, match="add 1 samples to run 'ghost'"):
+        store.add_samples("ghost", [sample(0.0)])
+
+
+def test_events_round_trip_ordered_by_t(store: Store) -> None:
+    store.create_run(make_run())
+    inject = RunEvent(t=2.5, utc=T0 + timedelta(seconds=2.5), source="engine", name="fault.applied",
+                      detail={"fault_id": "f-1", "pods": ["api-2"]})
+    ready = RunEvent(t=9.75, utc=T0 + timedelta(seconds=9.75), source="sandbox", name="replica.ready")
+    start = RunEvent(t=0.0, utc=T0, source="worker", name="phase.steady_state", detail={"ok": True})
+    store.add_events("run-1", [inject, ready])
+    store.add_events("run-1", [start])
+    assert store.events("run-1") == [start, inject, ready]
+    assert store.events("other") == []
+
+
+# --------------------------------------------------------------------------- fault ledger
+
+
+def test_ledger_lifecycle(store: Store) -> None:
+    store.ledger_add(make_fault("f-1", created_utc=T0))
+    store.ledger_add(make_fault("f-2", created_utc=T0 + timedelta(seconds=1), owner_pid=99,
+                                owner_start_ticks=123456))
+    store.ledger_add(make_fault("f-3", run_id=None, created_utc=T0 + timedelta(seconds=2)))
+    assert [f.fault_id for f in store.ledger_unreverted()] == ["f-1", "f-2", "f-3"]
+
+    store.ledger_update("f-1", state="applied", applied_utc=T0 + timedelta(seconds=3))
+    store.ledger_update("f-2", state="failed", revert_reason="proxy unreachable")
+    store.ledger_update("f-1", state="reverted", reverted_utc=T0 + timedelta(seconds=60),
+                        revert_reason="recovered", revert={"action": "remove_toxic", "id": 8})
+
+    f1 = store.ledger_get("f-1")
+    assert f1 == make_fault("f-1", created_utc=T0, state="reverted", applied_utc=T0 + timedelta(seconds=3),
+                            reverted_utc=T0 + timedelta(seconds=60), revert_reason="recovered",
+                            revert={"action": "remove_toxic", "id": 8})
+    assert f1 is not None
+    assert_utc(f1.expires_utc)
+    assert_utc(f1.reverted_utc)
+    # A fault that failed (to apply or to revert) is still owed a revert.
+    assert [f.fault_id for f in store.ledger_unreverted()] == ["f-2", "f-3"]
+    assert [f.fault_id for f in store.ledger_for_run("run-1")] == ["f-1", "f-2"]
+    assert [f.fault_id for f in store.ledger_all()] == ["f-1", "f-2", "f-3"]
+    assert store.ledger_get("f-3") == make_fault("f-3", run_id=None, created_utc=T0 + timedelta(seconds=2))
+    assert store.ledger_get("nope") is None
+
+
+def test_ledger_add_fills_created_and_is_visible_to_another_store(store_url: str) -> None:
+    with Store.open(store_url) as writer, Store.open(store_url) as reader:
+        before = datetime.now(UTC)
+        writer.ledger_add(make_fault("f-1"))
+        # Committed when ledger_add returns: another connection (another process) sees it.
+        got = reader.ledger_get("f-1")
+        assert got is not None and got.state == "pending"
+        assert got.created_utc is not None and before <= got.created_utc <= datetime.now(UTC)
+
+
+def test_ledger_rejects_bad_updates(store: Store) -> None:
+    store.ledger_add(make_fault("f-1"))
+    with pytest.raises(StoreError, match="no such fault"):
+        store.ledger_update("f-9", state="applied")
+    with pytest.raises(StoreError, match="no such fault field"):
+        store.ledger_update("f-1", colour="red")
+    with pytest.raises(StoreError, match="fault state must be one of"):
+        store.ledger_update("f-1", state="gone")
+    with pytest.raises(StoreError, match="add fault 'f-1'"):
+        store.ledger_add(make_fault("f-1"))
+
+
+# --------------------------------------------------------------------------- schema and opening
+
+
+def test_open_twice_keeps_data(store_url: str) -> None:
+    with Store.open(store_url) as first:
+        first.create_run(make_run())
+    with Store.open(store_url) as second:
+        assert second.get_run("run-1") == make_run()
+
+
+def test_schema_version_mismatch_is_refused(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+    with pytest.raises(IncompatibleSchemaError) as caught:
+        Store.open(store_url)
+    error = caught.value
+    assert isinstance(error, StoreError)
+    assert error.expected == f"store schema version {STORE_SCHEMA_VERSION}"
+    assert error.found == "schema version 99"
+    assert "newer gameday" in error.fix
+    assert error.where == redact_url(resolve_store_url(store_url))
+    message = str(error)
+    assert "incompatible store schema" in message and "fix:" in message
+    if "@" in store_url:
+        password = store_url.split(":")[2].split("@")[0]
+        assert password not in message
+
+
+def python_script(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+OPEN_AND_WRITE = textwrap.dedent("""
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from gameday.model.records import LedgerFault
+    from gameday.store import Store
+
+    url, name = sys.argv[1], sys.argv[2]
+    sys.stdin.readline()  # start together
+    with Store.open(url) as store:
+        expires = datetime.now(UTC) + timedelta(minutes=1)
+        store.ledger_add(LedgerFault(fault_id=name, run_id=None, cell="c", target="local", kind="k",
+                                     spec={}, revert={}, expires_utc=expires))
+""")
+
+
+def test_processes_opening_a_new_store_at_once(store_url: str) -> None:
+    procs = [python_script(OPEN_AND_WRITE, store_url, f"f-{i}") for i in range(3)]
+    for proc in procs:  # after every interpreter has started, so they create the tables at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    with Store.open(store_url) as store:
+        assert sorted(f.fault_id for f in store.ledger_all()) == ["f-0", "f-1", "f-2"]
+
+
+WRITE_SAMPLES = textwrap.dedent("""
+    import sys
+    from datetime import UTC, datetime
+    from gameday.model.records import Sample
+    from gameday.store import Store
+
+    url, run_id, batches, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    with Store.open(url) as store:
+        print("open", flush=True)
+        sys.stdin.readline()
+        for b in range(batches):
+            now = datetime.now(UTC)
+            store.add_samples(run_id, [Sample(t=b + i / size, utc=now, ok=True, latency_ms=1.0, status=200)
+                                       for i in range(size)])
+""")
+
+
+def test_a_worker_process_writes_samples_while_we_write_the_ledger(store: Store, store_url: str) -> None:
+    store.create_run(make_run())
+    batches, size = 80, 25
+    proc = python_script(WRITE_SAMPLES, store_url, "run-1", str(batches), str(size))
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        written = 0
+        while proc.poll() is None or written < 20:
+            store.ledger_add(make_fault(f"f-{written}"))
+            store.ledger_update(f"f-{written}", state="applied", applied_utc=datetime.now(UTC))
+            store.update_run("run-1", figures={"faults": written})
+            written += 1
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "locked" not in err
+    assert len(store.samples("run-1")) == batches * size
+    assert len(store.ledger_for_run("run-1")) == written
+    assert {f.state for f in store.ledger_all()} == {"applied"}
+
+
+def test_a_forked_child_uses_its_own_connections(store: Store) -> None:
+    """A worker forked from a parent holding pooled connections must not share them."""
+    store.create_run(make_run())  # leaves a connection in the parent's pool
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            for i in range(30):
+                store.ledger_add(make_fault(f"child-{i}"))
+            store.close()
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        for i in range(30):  # at the same time as the child
+            store.ledger_add(make_fault(f"parent-{i}"))
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(store.ledger_all()) == 60
+
+
+def test_a_file_that_is_not_sqlite_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database " * 100)
+    with pytest.raises(StoreError, match="file is not a database"):
+        Store.open(f"sqlite:///{path}")
+
+
+def test_sqlite_store_uses_wal_and_creates_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "gameday.db"
+    with Store.open(f"sqlite:///{path}") as store:
+        store.create_run(make_run())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_default_store_is_a_sqlite_file_in_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GAMEDAY_STORE", raising=False)
+    with Store.open() as store:
+        assert store.url == DEFAULT_STORE_URL
+        store.create_run(make_run())
+    assert (tmp_path / ".gameday" / "gameday.db").is_file()
+
+
+def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    store.close()
+    store.close()  # twice is fine
+    with pytest.raises(StoreError, match="closed"):
+        store.get_run("run-1")
+
+
+def test_unreachable_postgres_is_a_store_error() -> None:
+    url = f"postgresql://gameday:s3cret-pw@127.0.0.1:{free_port()}/gameday"
+    with pytest.raises(StoreError) as caught:
+        Store.open(url)
+    assert "s3cret-pw" not in str(caught.value)
+    assert "gameday:***@127.0.0.1" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def test_resolve_store_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GAMEDAY_STORE", raising=False)
+    assert resolve_store_url(None) == DEFAULT_STORE_URL == "sqlite:///.gameday/gameday.db"
+    assert resolve_store_url("sqlite:///runs/g.db") == "sqlite:///runs/g.db"
+    assert resolve_store_url("sqlite:////var/lib/gameday.db") == "sqlite:////var/lib/gameday.db"
+    assert resolve_store_url("postgres://u:p%40ss@db:5432/gd") == "postgresql+psycopg://u:p%40ss@db:5432/gd"
+    assert resolve_store_url("postgresql://u:pw@db/gd") == "postgresql+psycopg://u:pw@db/gd"
+    assert resolve_store_url("postgresql+psycopg://u@db/gd") == "postgresql+psycopg://u@db/gd"
+
+    monkeypatch.setenv("GAMEDAY_STORE", "postgresql://u:pw@db/from-env")
+    assert resolve_store_url(None) == "postgresql+psycopg://u:pw@db/from-env"
+    assert resolve_store_url("sqlite:///flag-wins.db") == "sqlite:///flag-wins.db"
+    monkeypatch.setenv("GAMEDAY_STORE", "")
+    assert resolve_store_url(None) == DEFAULT_STORE_URL
+
+
+@pytest.mark.parametrize("url", [
+    "mysql://root:hunter2@db/gd",
+    "postgresql+psycopg2://root:hunter2@db/gd",
+    "hunter2",
+    "sqlite://",
+    "sqlite:///:memory:",
+    "host=db password=hunter2",
+])
+def test_unusable_store_url_is_an_input_error(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GAMEDAY_STORE", raising=False)
+    with pytest.raises(InputError) as caught:
+        resolve_store_url(url)
+    error = caught.value
+    assert error.where == "--store"
+    assert error.expected.startswith("sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
+    assert "--store" in error.fix and "GAMEDAY_STORE" in error.fix
+    if "hunter2" in url and url != "hunter2":
+        assert "hunter2" not in str(error)
+
+
+def test_bad_url_in_the_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GAMEDAY_STORE", "mongodb://u:topsecret@db")
+    with pytest.raises(InputError) as caught:
+        Store.open()
+    assert caught.value.where == "GAMEDAY_STORE (environment)"
+    assert "topsecret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "redacted"), [
+    ("postgresql+psycopg://gameday:s3cret@127.0.0.1:5432/gd", "postgresql+psycopg://gameday:***@127.0.0.1:5432/gd"),
+    ("postgres://u:p@ss/w:rd@db/gd", "postgres://u:***@db/gd"),
+    ("postgresql://u:%40pw@db/gd?sslmode=require", "postgresql://u:***@db/gd?sslmode=require"),
+    ("postgresql://u@db/gd?password=s3cret&sslmode=require", "postgresql://u@db/gd?password=***&sslmode=require"),
+    ("postgresql://db/gd", "postgresql://db/gd"),
+    ("sqlite:///.gameday/gameday.db", "sqlite:///.gameday/gameday.db"),
+])
+def test_redact_url_hides_the_password(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+def test_store_url_and_repr_are_redacted(postgres_server: PgServer) -> None:
+    url = postgres_server.new_database_url()
+    password = quote(postgres_server.creds.password, safe="")
+    with Store.open(url) as store:
+        assert password not in store.url and password not in repr(store)
+        assert store.url == redact_url(resolve_store_url(url))
+        assert store.url.startswith(f"postgresql+psycopg://{postgres_server.creds.user}:***@127.0.0.1:")
