@@ -35,6 +35,7 @@ unit: $(STAMP)
 
 bench: install
 	$(PY) benchmarks/sandbox.py
+	$(PY) benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) .gameday .mypy_cache .ruff_cache .pytest_cache

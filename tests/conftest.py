@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
+import itertools
+import shutil
+import socket
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run ``gameday ARGS`` as a user would: a separate process, output captured."""
-    result = subprocess.run(
-        [sys.executable, "-m", "gameday", *args], capture_output=True, text=True,
-        timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"gameday {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
-
-
-class Sandbox:
-    """A running sandbox driven through the CLI."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-
-    def cli(self, *args: str, check: bool = False, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, "--state-dir", str(self.state_dir), check=check, timeout=timeout)
-
-    def status(self) -> dict[str, Any]:
-        return json.loads(self.cli("sandbox", "status", "--json", check=True).stdout)
-
-    def cell(self, name: str = "cell-1") -> dict[str, Any]:
-        return next(c for c in self.status()["cells"] if c["name"] == name)
-
-    def events(self, cell: str = "cell-1") -> list[dict[str, Any]]:
-        return json.loads(self.cli("sandbox", "events", "--cell", cell, "--json", check=True).stdout)
-
-    def fault(self, cell: str, kind: str, *options: str) -> dict[str, Any]:
-        out = self.cli("sandbox", "fault", cell, kind, *options, check=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+from gameday.sandbox import postgres as pg
+from helpers import Sandbox, run_cli
 
 
 @pytest.fixture
@@ -78,3 +47,57 @@ def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     box.cli("sandbox", "up", "--quiet", check=True)
     yield box
     box.cli("sandbox", "down")
+
+
+# ---------------------------------------------------------- a real PostgreSQL for stores
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    port: int
+    creds: pg.PgCredentials
+    database: str = "gameday_store"
+    names: Iterator[int] = dataclasses.field(default_factory=itertools.count)
+
+    def new_database_url(self) -> str:
+        """A URL to a fresh, empty schema, so tests never see each other's rows.
+
+        A schema (through search_path), not a database: CREATE DATABASE takes ~0.4 s here.
+        """
+        name = f"test_{next(self.names)}"
+        with psycopg.connect(self.creds.dsn(self.port, dbname=self.database), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        password = quote(self.creds.password, safe="")
+        return (f"postgresql://{self.creds.user}:{password}@127.0.0.1:{self.port}/{self.database}"
+                f"?options=-csearch_path%3D{name}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    run_as = pg.pg_run_as()
+    work = tmp_path_factory.mktemp("store-pg")
+    data_root = pg.pg_data_root(work, run_as)
+    creds = pg.new_credentials()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        bins = pg.find_pg_binaries()
+        port = free_port()
+        pg.init_primary(bins, data_root / "store", port, creds, run_as)
+        proc = pg.start_node(bins, data_root / "store", work / "logs" / "store.log", run_as)
+        pg.wait_ready(port, creds, 30.0, dbname="postgres")
+        # init_primary asks for a synchronous standby; there is none, so commits would hang.
+        pg.set_synchronous_standbys(port, creds, "")
+        server = PgServer(port, creds)
+        with psycopg.connect(creds.dsn(port, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{server.database}"')
+        yield server
+    finally:
+        if proc is not None:
+            pg.stop_node(proc, timeout_s=5.0)
+        shutil.rmtree(data_root, ignore_errors=True)

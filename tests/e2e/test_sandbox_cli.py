@@ -17,26 +17,9 @@ from gameday.sandbox.postgres import PgCredentials
 from gameday.sandbox.procs import start_ticks
 from gameday.sandbox.state import read_json
 from gameday.sandbox.workload import WriteLedger, first_ack_after, missing_acknowledged
+from helpers import alive, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[1][0] not in "ZX"
-    except FileNotFoundError:
-        return False
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def post_payment(url: str, seq: int = 0) -> tuple[int, float]:
@@ -250,13 +233,3 @@ def test_revert_is_idempotent_and_removes_the_toxic_at_once(shared_sandbox):
     assert [e["reason"] for e in removed] == ["reverted"]
     unknown = box.cli("sandbox", "revert", "cell-1", "latency-nosuch")
     assert unknown.returncode == 2 and "FAULT_ID" in unknown.stderr
-
-
-def test_demo_breaks_each_fault_kind_and_loses_no_write(tmp_path, gameday_cli):
-    result = gameday_cli("demo", "--state-dir", str(tmp_path / "demo"), timeout=300)
-    assert result.returncode == 0, result.stderr
-    for kind in ("kill-replica", "latency", "cpu", "kill-primary"):
-        assert f"{kind} recovered after" in result.stderr
-    assert "lost after failover: 0" in result.stderr
-    marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
-    assert marker["status"] == "down"

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
 from gameday.errors import InputError
 from gameday.model.records import CriterionResult, LedgerFault, RunEvent, RunRecord, Sample
-from gameday.sandbox import postgres as pg
+from gameday.sandbox.replicas import free_port
 from gameday.store import (
     DEFAULT_STORE_URL,
     STORE_SCHEMA_VERSION,
@@ -43,62 +39,11 @@ CEST = timezone(timedelta(hours=2))
 # --------------------------------------------------------------------------- backends
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class PgServer:
-    port: int
-    creds: pg.PgCredentials
-    database: str = "gameday_store"
-    names: Iterator[int] = dataclasses.field(default_factory=itertools.count)
-
-    def new_database_url(self) -> str:
-        """A URL to a fresh, empty schema, so tests never see each other's rows.
-
-        A schema (through search_path), not a database: CREATE DATABASE takes ~0.4 s here.
-        """
-        name = f"test_{next(self.names)}"
-        with psycopg.connect(self.creds.dsn(self.port, dbname=self.database), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{name}"')
-        password = quote(self.creds.password, safe="")
-        return (f"postgresql://{self.creds.user}:{password}@127.0.0.1:{self.port}/{self.database}"
-                f"?options=-csearch_path%3D{name}")
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
-    run_as = pg.pg_run_as()
-    work = tmp_path_factory.mktemp("store-pg")
-    data_root = pg.pg_data_root(work, run_as)
-    creds = pg.new_credentials()
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        bins = pg.find_pg_binaries()
-        port = free_port()
-        pg.init_primary(bins, data_root / "store", port, creds, run_as)
-        proc = pg.start_node(bins, data_root / "store", work / "logs" / "store.log", run_as)
-        pg.wait_ready(port, creds, 30.0, dbname="postgres")
-        # init_primary asks for a synchronous standby; there is none, so commits would hang.
-        pg.set_synchronous_standbys(port, creds, "")
-        server = PgServer(port, creds)
-        with psycopg.connect(creds.dsn(port, dbname="postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{server.database}"')
-        yield server
-    finally:
-        if proc is not None:
-            pg.stop_node(proc, timeout_s=5.0)
-        shutil.rmtree(data_root, ignore_errors=True)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'gameday.db'}"
-    server: PgServer = request.getfixturevalue("postgres_server")
+    server = request.getfixturevalue("postgres_server")
     return server.new_database_url()
 
 
@@ -561,7 +506,7 @@ def test_redact_url_hides_the_password(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
 
 
-def test_store_url_and_repr_are_redacted(postgres_server: PgServer) -> None:
+def test_store_url_and_repr_are_redacted(postgres_server: Any) -> None:
     url = postgres_server.new_database_url()
     password = quote(postgres_server.creds.password, safe="")
     with Store.open(url) as store:

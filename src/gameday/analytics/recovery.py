@@ -197,8 +197,8 @@ def run_figures(samples: Sequence[Sample], *, t_inject: float | None, t_fault_en
 
 def halt_reached(samples: Sequence[Sample], now: float, error_rate_above: float,
                  for_s: float) -> bool:
-    """True when the error rate of every sample in the last ``for_s`` seconds is above the limit
-    and the timeline covers that whole span."""
+    """True when the error rate over the last ``for_s`` seconds is above the limit and the
+    timeline covers that whole span."""
     if not samples or samples[0].t > now - for_s:
         return False
     recent = [s for s in samples if s.t >= now - for_s]

@@ -1,38 +1,54 @@
-"""``gameday demo``: the main job on the embedded default."""
+"""``gameday demo``: the main job on the embedded default (what `make demo` runs)."""
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import click
 from rich.table import Table
 
 from gameday.cli.output import EXIT_FAILED, exit_codes, progress_console, say
-from gameday.sandbox.demo import run_demo
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+from gameday.cli.runs import _fmt, _progress_renderer, store_option
 
 
 @click.command()
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".gameday/demo"),
               show_default=True, help="Where the demo's sandbox keeps its state.")
-def demo(state_dir: Path) -> None:
-    """Bring a sandbox cell up, break it once with each fault kind, print the recovery."""
+@click.option("--experiments", type=click.Path(path_type=Path),
+              default=Path("experiments/local"), show_default=True,
+              help="Where the four experiment files are.")
+@store_option
+def demo(state_dir: Path, experiments: Path, store_url: str | None) -> None:
+    """Bring a sandbox cell up, run the four experiments of the rotation, print the figures."""
+    from gameday.demo import run_demo
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    live, show = _progress_renderer(progress_console)
     with exit_codes():
-        result = run_demo(state_dir, say)
-    table = Table(title="Recovery measured from the sandbox's ground-truth events")
-    for column in ("fault", "impact s", "recovered s", "redundancy s", "writes back s",
-                   "writes", "errors"):
+        if live is not None:
+            with live:
+                runs = run_demo(state_dir, experiments, store_url, say, show, stop)
+        else:
+            runs = run_demo(state_dir, experiments, store_url, say, show, stop)
+    table = Table(title="Recovery of cell-1, measured by the runner and by the sandbox itself")
+    for column in ("experiment", "verdict", "impact", "recovery", "ground truth", "RTO",
+                   "RPO rows", "p95 before", "p95 during", "samples"):
         table.add_column(column, no_wrap=True)
-    table.add_column("what happened")
-    for outcome in result.outcomes:
-        r = outcome.recovery
-        table.add_row(r.kind, _seconds(r.impact_s), _seconds(r.recovered_s),
-                      _seconds(r.redundancy_s), _seconds(outcome.writes_back_s),
-                      str(outcome.writes), str(outcome.errors), r.detail)
-    progress_console.print(table, width=max(progress_console.width, 120))
-    say(f"acknowledged writes: {result.acknowledged}; lost after failover: {len(result.lost)}")
-    if result.lost:
-        raise SystemExit(EXIT_FAILED)
+    for run in runs:
+        r, f = run.record, run.record.figures
+        table.add_row(r.kind, r.verdict or "-", _fmt(f.get("time_to_impact_s"), " s"),
+                      _fmt(f.get("recovery_s"), " s"), _fmt(run.ground_truth_s, " s"),
+                      _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")),
+                      _fmt(f.get("p95_ms_baseline"), " ms"), _fmt(f.get("p95_ms_during"), " ms"),
+                      _fmt(f.get("samples")))
+    progress_console.print(table, width=max(progress_console.width, 130))
+    say("ground truth: when the sandbox saw the cause of impact go (balancer took the killed "
+        "replica out, toxic removed, burner stopped, proxy repointed); 0 when the runner saw no "
+        "impact at all. `gameday runs` lists the stored runs.")
+    if any(r.record.verdict != "passed" for r in runs) or len(runs) < 4:
+        sys.exit(EXIT_FAILED)

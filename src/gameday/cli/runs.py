@@ -7,7 +7,7 @@ import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,13 +15,16 @@ from rich.live import Live
 from rich.table import Table
 
 from gameday.cli.output import EXIT_FAILED, EXIT_OK, exit_codes, print_json, progress_console, say
-from gameday.config.cells import DEFAULT_CELLS_FILE, find_cell, load_cells
-from gameday.config.experiments import load_experiment
-from gameday.engine.reconcile import reconcile
-from gameday.engine.runner import Progress, RunRequest, run_experiment
 from gameday.errors import InputError
 from gameday.model import RunRecord
-from gameday.store import Store, resolve_store_url
+
+if TYPE_CHECKING:
+    from gameday.engine.runner import Progress
+    from gameday.store import Store
+
+# The engine, chaoslib and SQLAlchemy are imported by the commands that use them: `--help` and
+# the sandbox commands stay quick to start.
+DEFAULT_CELLS_FILE = Path("schedules/cells.yaml")
 
 store_option = click.option("--store", "store_url", envvar="GAMEDAY_STORE",
                             help="Store URL: sqlite:///PATH (default .gameday/gameday.db) or "
@@ -33,6 +36,9 @@ cells_option = click.option("--cells-file", type=click.Path(path_type=Path),
 
 def open_store(url: str | None) -> Store:
     """Open the store and clean up after any crash before doing anything else."""
+    from gameday.engine.reconcile import reconcile
+    from gameday.store import Store, resolve_store_url
+
     store = Store.open(resolve_store_url(url))
     result = reconcile(store)
     for fault in result.faults:
@@ -48,6 +54,9 @@ def open_store(url: str | None) -> Store:
 @cells_option
 def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path) -> None:
     """Check experiment files completely, touching nothing."""
+    from gameday.config.cells import find_cell, load_cells
+    from gameday.config.experiments import load_experiment
+
     with exit_codes():
         cells = load_cells(cells_file) if cell or cells_file.exists() else {}
         for path in experiments:
@@ -146,6 +155,8 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
 
     Exit 0 passed; 1 failed, aborted, not recovered or skipped; 2 invalid input; 3 internal.
     """
+    from gameday.engine.runner import RunRequest, run_experiment
+
     request = RunRequest(experiment=experiment, cell=cell, cells_file=cells_file,
                          store_url=store_url, **overrides)
     stop = threading.Event()
@@ -224,6 +235,9 @@ def show(run_id: str, store_url: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def recover(store_url: str | None, as_json: bool) -> None:
     """Revert every fault in the ledger that is not reverted (what a crash left behind)."""
+    from gameday.engine.reconcile import reconcile
+    from gameday.store import Store, resolve_store_url
+
     with exit_codes():
         store = Store.open(resolve_store_url(store_url))
         result = reconcile(store)

@@ -330,6 +330,8 @@ class RunSupervisor:
         self.live.event("engine", "halted", reason=reason)
         reverted = faults.revert_run(self.store, self.run_id, reason)
         self.live.event("engine", "reverted", faults=reverted)
+        if self.live.t_fault_end is not None:  # reverted early: the fault ends now
+            self.live.t_fault_end = min(self.live.t_fault_end, time.monotonic() - self.live.t0)
         if self.worker is not None and self.worker.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.worker.send_signal(signal.SIGUSR1)  # chaoslib: stop now, run rollbacks

@@ -25,6 +25,9 @@ from gameday.errors import InputError, SandboxError
 from gameday.sandbox.events import EventLog
 
 PERIOD_S = 0.1
+# A best-effort noisy neighbour: the cell's replicas hold the CPU "requests" (normal priority)
+# and take the CPU back when they need it, as pods with requests do on a stressed node.
+NICE = 10
 
 
 class _StopFlag:
@@ -81,6 +84,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m gameday.sandbox.burner",
                                      description="Burn one CPU until a monotonic deadline.")
     parser.add_argument("--cpu", type=int, required=True, help="CPU to pin to")
+    parser.add_argument("--nice", type=int, default=NICE, help="scheduling niceness")
     parser.add_argument("--load", type=int, required=True, help="percent of the CPU, 1..100")
     parser.add_argument("--deadline", type=float, required=True, help="time.monotonic() to stop at")
     parser.add_argument("--fault-id", required=True)
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     log = EventLog(args.events_file, args.cell) if args.events_file is not None else None
     try:
         os.sched_setaffinity(0, {args.cpu})
+        os.nice(args.nice)
     except OSError as exc:
         print(f"burner: cannot pin to CPU {args.cpu}: {exc}", file=sys.stderr)
         _report(log, args.fault_id, args.cpu, "error")  # keeps started/stopped counts whole

@@ -105,3 +105,16 @@ def _replica_recovery(injected: Event, events: list[Event]) -> FaultRecovery:
 
 def injections(events: list[Event]) -> list[Event]:
     return [e for e in events if e["event"] == "fault_injected"]
+
+
+def service_restored_s(events: list[Event], fault_id: str) -> float | None:
+    """When the cause of a fault's impact on clients was gone, in seconds after injection.
+
+    A killed replica stops causing errors once the balancer takes it out; a latency toxic or a
+    CPU burner once removed; a lost primary once the proxy points at the promoted standby.
+    """
+    injected = next((e for e in injections(events) if e["fault_id"] == fault_id), None)
+    if injected is None:
+        return None
+    truth = recovery_of(injected, events)
+    return truth.impact_s if truth.kind == "kill-replica" else truth.recovered_s

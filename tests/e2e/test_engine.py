@@ -1,0 +1,308 @@
+"""`gameday run` end to end: a real sandbox cell, the worker process, real stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gameday.engine.reconcile import reconcile
+from gameday.sandbox.ground_truth import service_restored_s
+from gameday.store import Store
+from helpers import ROOT, Sandbox, alive, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENTS = ROOT / "experiments" / "local"
+FAST = ["--baseline", "2", "--stability-window", "5"]
+
+
+def write_cells(path: Path, sandbox_dir: Path, **extra: Any) -> Path:
+    cell = {"name": "cell-1", "target": "local", "tier": 1, "tenants": ["acme-bank"],
+            "local": {"state_dir": str(sandbox_dir), "sandbox_cell": "cell-1"}, **extra}
+    path.write_text(yaml.safe_dump({"schema_version": 1, "cells": [cell]}))
+    return path
+
+
+class Runs:
+    """`gameday run` against one sandbox cell, with its own cells file and store."""
+
+    def __init__(self, box: Sandbox, work: Path, store_url: str, **cell_extra: Any) -> None:
+        self.box = box
+        self.cells = write_cells(work / "cells.yaml", box.state_dir, **cell_extra)
+        self.store_url = store_url
+
+    def args(self, experiment: Path | str, *extra: str) -> list[str]:
+        return ["run", str(experiment), "--cell", "cell-1", "--cells-file", str(self.cells),
+                "--store", self.store_url, "--json", *extra]
+
+    def run(self, experiment: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*self.args(experiment, *extra), timeout=240)
+
+    def store(self) -> Store:
+        return Store.open(self.store_url)
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    box = Sandbox(tmp_path_factory.mktemp("engine-sandbox"))
+    box.cli("sandbox", "up", "--quiet", check=True)
+    yield box
+    box.cli("sandbox", "down")
+
+
+@pytest.fixture
+def runs(cell: Sandbox, tmp_path: Path, postgres_server: Any) -> Runs:
+    # On PostgreSQL here; `gameday demo` runs the same four experiments on SQLite below, and
+    # the store's contract tests run over both.
+    return Runs(cell, tmp_path, postgres_server.new_database_url())
+
+
+@pytest.mark.parametrize("kind", ["pod-kill", "latency", "cpu-stress", "db-failover"])
+def test_experiment_passes_and_agrees_with_ground_truth(runs: Runs, kind: str) -> None:
+    wait_for(lambda: (c := runs.box.cell())["failover"]["ready"]
+             and all(r["ready"] for r in c["replicas"]), 60, "a whole cell")
+    result = runs.run(EXPERIMENTS / f"{kind}.yaml", *FAST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["verdict"] == "passed" and out["kind"] == kind and out["cell"] == "cell-1"
+    assert out["samples"] > 50 and all(c["ok"] for c in out["criteria"])
+    with runs.store() as store:
+        faults = store.ledger_for_run(out["run_id"])
+        stored = store.get_run(out["run_id"])
+        samples = store.samples(out["run_id"])
+    assert len(faults) == 1 and faults[0].reverted_utc is not None
+    assert stored is not None and stored.journal is not None and stored.status == "completed"
+    assert len(samples) == out["samples"]
+    # A fault the runner never saw land has nothing to recover from: 0.
+    truth = service_restored_s(runs.box.events(), faults[0].fault_id) \
+        if out["time_to_impact_s"] is not None else 0.0
+    assert truth is not None
+    assert abs(out["recovery_s"] - truth) <= 1 / 10 + 0.1, (out, truth)
+    if kind == "db-failover":
+        assert out["rpo_rows"] == 0 and out["rpo_s"] == 0
+        assert out["rto_s"] is not None and out["rto_s"] < 5
+
+
+def test_a_cell_that_cannot_recover_is_not_recovered_and_still_stored(sandbox_factory,
+                                                                      tmp_path: Path) -> None:
+    box = sandbox_factory(cells=1, replicas=1)
+    # No halt here: the point is the recovery timeout.
+    runs = Runs(box, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}",
+                halt={"error_rate_above": 1.0, "for_s": 600})
+    stop = threading.Event()
+
+    def keep_crashing() -> None:  # every new replica dies at once, like a crash loop
+        time.sleep(3.0)
+        while not stop.is_set():
+            for replica in box.cell()["replicas"]:
+                if replica["pid"] and alive(replica["pid"]):
+                    os.kill(replica["pid"], signal.SIGKILL)
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=keep_crashing, daemon=True)
+    killer.start()
+    try:
+        result = runs.run(EXPERIMENTS / "pod-kill.yaml", "--baseline", "1",
+                          "--stability-window", "2", "--recovery-timeout", "4")
+    finally:
+        stop.set()
+        killer.join()
+    assert result.returncode == 1, result.stderr
+    out = json.loads(result.stdout)
+    assert out["verdict"] == "not_recovered" and out["recovery_s"] is None
+    with runs.store() as store:
+        stored = store.get_run(out["run_id"])
+        assert stored is not None and stored.status == "completed"
+        assert stored.figures["samples"] == out["samples"] > 20
+        assert len(store.samples(out["run_id"])) == out["samples"]
+        assert all(f.reverted_utc is not None for f in store.ledger_for_run(out["run_id"]))
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def kill_trial(cell: Sandbox, runs: Runs, victim: str, kind: str, delay_s: float,
+               recover_with_cli: bool) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gameday",
+         *runs.args(EXPERIMENTS / f"{kind}.yaml", "--baseline", "0.5", "--stability-window", "1")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with runs.store() as store:
+        applied = wait_for(lambda: [f for f in store.ledger_all()
+                                    if f.state == "applied" and f.reverted_utc is None],
+                           60, "a fault applied")
+    fault = applied[0]
+    time.sleep(delay_s)
+    workers = children(proc.pid)
+    assert workers, "the runner has no worker process"
+    worker = workers[0]
+    os.kill(worker if victim == "worker" else proc.pid, signal.SIGKILL)
+    if victim == "worker":
+        proc.wait(timeout=60)  # the parent reverts at once and still records the run
+    else:
+        proc.wait(timeout=10)
+        wait_for(lambda: not alive(worker), 20, "the orphaned worker's rollbacks")
+    if recover_with_cli:
+        recover = run_cli("recover", "--store", runs.store_url, "--json")
+        assert recover.returncode == 0, recover.stderr
+    else:  # what every gameday command does first, called directly to keep the test short
+        with runs.store() as store:
+            reconcile(store)
+    assert cell.cell()["proxy"]["toxic"] is None, (victim, kind)
+    burners = [t["pid"] for t in (fault.spec.get("applied") or {}).get("targets", [])
+               if "cpu" in t]
+    wait_for(lambda: not any(alive(p) for p in burners), 3, "burners gone")
+    with runs.store() as store:
+        assert [f.fault_id for f in store.ledger_unreverted()] == []
+        run = store.get_run(fault.run_id or "")
+        assert run is not None and run.status in ("completed", "interrupted")
+        if victim == "worker":
+            assert run.verdict == "aborted" and "worker_died" in (run.reason or "")
+
+
+def test_kill_9_of_worker_or_parent_never_leaves_a_fault(cell: Sandbox, tmp_path: Path) -> None:
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}")
+    rng = random.Random(20261122)
+    for i in range(20):
+        victim = "worker" if i % 2 == 0 else "parent"
+        kind = "latency" if i % 4 < 2 else "cpu-stress"
+        kill_trial(cell, runs, victim, kind, rng.uniform(0.0, 1.0), recover_with_cli=i % 5 == 0)
+
+
+def bad(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def latency_doc() -> dict[str, Any]:
+    return yaml.safe_load((EXPERIMENTS / "latency.yaml").read_text())
+
+
+def variant(tmp_path: Path, name: str, change: Any) -> Path:
+    doc = latency_doc()
+    change(doc)
+    return bad(tmp_path, name, yaml.safe_dump(doc))
+
+
+def _set_args(doc: dict[str, Any], **args: Any) -> None:
+    doc["method"][0]["provider"]["arguments"].update(args)
+
+
+BAD_CASES = {
+    "malformed-yaml": lambda p: bad(p, "x.yaml", "title: [unclosed\nmethod: {"),
+    "malformed-json": lambda p: bad(p, "x.json", '{"title": "t", "method": [}'),
+    "unknown-module": lambda p: variant(p, "m.yaml", lambda d: d["method"][0]["provider"].update(
+        module="gameday.chaos.nosuchmodule")),
+    "unknown-function": lambda p: variant(p, "f.yaml", lambda d: d["method"][0]["provider"].update(
+        func="add_lag")),
+    "two-cells": lambda p: variant(p, "c.yaml", lambda d: d["configuration"].update(
+        gameday_cell=["cell-1", "cell-2"])),
+    "empty-selector": lambda p: variant(p, "s.yaml", lambda d: d["method"].insert(0, {
+        "type": "action", "name": "kill", "provider": {
+            "type": "python", "module": "gameday.chaos.actions", "func": "kill_pods",
+            "arguments": {"count": 1, "label_selector": ""}}})),
+    "negative-duration": lambda p: variant(p, "n.yaml", lambda d: _set_args(d, duration_s=-5)),
+}
+EXPECTED_WHERE = {
+    "malformed-yaml": "x.yaml:", "malformed-json": "x.json:", "unknown-module": "m.yaml",
+    "unknown-function": "f.yaml", "two-cells": "configuration.gameday_cell",
+    "empty-selector": "label_selector", "negative-duration": "duration_s",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_experiment_exits_2_and_touches_nothing(cell: Sandbox, tmp_path: Path,
+                                                   case: str) -> None:
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}")
+    before = len(cell.events())
+    result = runs.run(BAD_CASES[case](tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = result.stderr
+    assert EXPECTED_WHERE[case] in message and "expected" in message and "found" in message
+    assert "fix:" in message
+    assert len(cell.events()) == before  # the sandbox saw nothing
+    db = tmp_path / "gameday.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM faults").fetchone() == (0,)
+
+
+def test_missing_cell_exits_2(cell: Sandbox, tmp_path: Path) -> None:
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}")
+    result = run_cli("run", str(EXPERIMENTS / "latency.yaml"), "--cell", "cell-9",
+                     "--cells-file", str(runs.cells), "--store", runs.store_url)
+    assert result.returncode == 2
+    assert "--cell" in result.stderr and "cell-9" in result.stderr and "fix:" in result.stderr
+
+
+def test_secrets_never_reach_store_logs_or_stdout(cell: Sandbox, tmp_path: Path) -> None:
+    experiment_secret, cell_secret = "exp-S3cr3t-9f2c", "cell-S3cr3t-77aa"
+    doc = yaml.safe_load((EXPERIMENTS / "pod-kill.yaml").read_text())
+    doc["secrets"] = {"gameday": {"api_token": experiment_secret}}
+    doc["configuration"]["note"] = f"token is {cell_secret}"
+    path = tmp_path / "secretive.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}",
+                secrets={"db_password": cell_secret})
+    result = runs.run(path, "--baseline", "1", "--stability-window", "2")
+    assert result.returncode in (0, 1), result.stderr  # the verdict does not matter here
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("gameday.db*"))
+    logs = b"".join(p.read_bytes() for p in (ROOT / ".gameday" / "logs").glob("*.log"))
+    for secret in (experiment_secret, cell_secret):
+        assert secret not in result.stdout and secret not in result.stderr
+        assert secret.encode() not in stored
+        assert secret.encode() not in logs
+    with runs.store() as store:
+        journal = store.get_run(json.loads(result.stdout)["run_id"]).journal  # type: ignore[union-attr]
+    assert journal is not None and "***" in json.dumps(journal)
+
+
+@pytest.mark.parametrize("name", ["pod-kill", "latency", "cpu-stress", "db-failover"])
+def test_chaos_toolkit_cli_accepts_each_experiment(name: str) -> None:
+    chaos = Path(sys.executable).parent / "chaos"
+    result = subprocess.run([str(chaos), "--no-log-file", "validate",
+                             str(EXPERIMENTS / f"{name}.yaml")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "look valid" in result.stdout + result.stderr
+
+
+def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'gameday.db'}"
+    result = run_cli("demo", "--state-dir", str(tmp_path / "demo"), "--store", store, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for kind in ("pod-kill", "latency", "cpu-stress", "db-failover"):
+        assert f"{kind}: passed" in result.stderr
+    marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
+    assert marker["status"] == "down"
+    events = [json.loads(line) for line in
+              (tmp_path / "demo" / "events.jsonl").read_text().splitlines() if line]
+    with Store.open(store) as opened:
+        records = opened.list_runs()
+        assert sorted(r.kind for r in records) == [
+            "cpu-stress", "db-failover", "latency", "pod-kill"]
+        for record in records:
+            fault = opened.ledger_for_run(record.run_id)[0]
+            impact = record.figures["time_to_impact_s"] is not None
+            truth = service_restored_s(events, fault.fault_id) if impact else 0.0
+            assert truth is not None
+            assert abs(record.figures["recovery_s"] - truth) <= 1 / 10 + 0.1, record
+            assert len(opened.samples(record.run_id)) == record.figures["samples"]

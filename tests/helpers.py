@@ -1,0 +1,66 @@
+"""Helpers the tests share: the CLI as a real subprocess, sandboxes, polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``gameday ARGS`` as a user would: a separate process, output captured."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gameday", *args], capture_output=True, text=True,
+        timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gameday {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+class Sandbox:
+    """A running sandbox driven through the CLI."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--state-dir", str(self.state_dir), check=check, timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.cli("sandbox", "status", "--json", check=True).stdout)
+
+    def cell(self, name: str = "cell-1") -> dict[str, Any]:
+        return next(c for c in self.status()["cells"] if c["name"] == name)
+
+    def events(self, cell: str = "cell-1") -> list[dict[str, Any]]:
+        return json.loads(self.cli("sandbox", "events", "--cell", cell, "--json", check=True).stdout)
+
+    def fault(self, cell: str, kind: str, *options: str) -> dict[str, Any]:
+        out = self.cli("sandbox", "fault", cell, kind, *options, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
