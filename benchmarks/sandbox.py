@@ -25,10 +25,26 @@ from pathlib import Path
 import psycopg
 
 from gameday.sandbox import manager, postgres
-from gameday.sandbox.demo import wait_recovered
+from gameday.sandbox.events import read_events
+from gameday.sandbox.ground_truth import FaultRecovery, injections, recovery_of
 from gameday.sandbox.replicas import free_port
 from gameday.sandbox.state import SandboxLayout, read_json
 from gameday.sandbox.workload import WriteLedger, first_ack_after, missing_acknowledged
+
+
+def wait_recovered(layout: SandboxLayout, cell: str, fault_id: str,
+                   timeout_s: float = 60.0) -> FaultRecovery:
+    """Poll the ground-truth events until the fault's recovery is complete."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = read_events(layout.events_file, cell)
+        injected = next(e for e in injections(events) if e["fault_id"] == fault_id)
+        recovery = recovery_of(injected, events)
+        if recovery.complete:
+            return recovery
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{fault_id} did not recover within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def one_trial(work: Path) -> dict[str, float]:
