@@ -46,7 +46,7 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None) -> None:
                       _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")),
                       _fmt(f.get("p95_ms_baseline"), " ms"), _fmt(f.get("p95_ms_during"), " ms"),
                       _fmt(f.get("samples")))
-    progress_console.print(table, width=max(progress_console.width, 130))
+    progress_console.print(table)
     say("ground truth: when the sandbox saw the cause of impact go (balancer took the killed "
         "replica out, toxic removed, burner stopped, proxy repointed); 0 when the runner saw no "
         "impact at all. `gameday runs` lists the stored runs.")

@@ -20,7 +20,8 @@ EXIT_INPUT = 2
 EXIT_INTERNAL = 3
 
 # Results go to stdout; progress and errors to stderr, so `--json` output stays parseable.
-progress_console = Console(stderr=True, highlight=False)
+progress_console = Console(stderr=True, highlight=False,
+                           width=None if sys.stderr.isatty() else 160)
 
 
 def say(message: str) -> None:
