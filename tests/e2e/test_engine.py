@@ -104,7 +104,12 @@ def test_a_cell_that_cannot_recover_is_not_recovered_and_still_stored(sandbox_fa
     stop = threading.Event()
 
     def keep_crashing() -> None:  # every new replica dies at once, like a crash loop
-        time.sleep(3.0)
+        def injected() -> bool:
+            with runs.store() as store:
+                return any(f.state == "applied" for f in store.ledger_all())
+
+        while not stop.is_set() and not injected():  # the run's own kill comes first
+            time.sleep(0.1)
         while not stop.is_set():
             for replica in box.cell()["replicas"]:
                 if replica["pid"] and alive(replica["pid"]):
@@ -306,3 +311,45 @@ def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> 
             assert truth is not None
             assert abs(record.figures["recovery_s"] - truth) <= 1 / 10 + 0.1, record
             assert len(opened.samples(record.run_id)) == record.figures["samples"]
+
+
+def slow_latency(tmp_path: Path, latency_ms: int) -> Path:
+    return variant(tmp_path, "slow.yaml", lambda d: _set_args(d, latency_ms=latency_ms,
+                                                              duration_s=60))
+
+
+def test_halt_condition_reverts_within_a_second(cell: Sandbox, tmp_path: Path) -> None:
+    # 3 s of latency against a 1 s probe timeout: every probe fails, the halt must trip.
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}",
+                probe={"timeout_s": 1.0}, halt={"error_rate_above": 0.5, "for_s": 1.0})
+    result = runs.run(slow_latency(tmp_path, 3000), "--baseline", "1", "--stability-window", "1")
+    assert result.returncode == 1, result.stderr
+    out = json.loads(result.stdout)
+    assert out["verdict"] == "aborted" and out["reason"].startswith("halt: error rate above")
+    with runs.store() as store:
+        events = store.events(out["run_id"])
+        fault = store.ledger_for_run(out["run_id"])[0]
+    halted = next(e for e in events if e.name == "halted")
+    removed = next(e for e in events if e.source == "sandbox" and e.name == "toxic_removed")
+    assert removed.detail["fault_id"] == fault.fault_id
+    assert (removed.utc - halted.utc).total_seconds() < 1.0
+    assert fault.reverted_utc is not None and cell.cell()["proxy"]["toxic"] is None
+
+
+def test_sigterm_halts_reverts_and_still_records_the_run(cell: Sandbox, tmp_path: Path) -> None:
+    runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gameday", *runs.args(slow_latency(tmp_path, 300), "--baseline",
+                                                      "1", "--stability-window", "1")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: cell.cell()["proxy"]["toxic"] is not None, 30, "the toxic")
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: cell.cell()["proxy"]["toxic"] is None, 5, "the toxic's removal")
+    assert time.monotonic() - signalled < 2.0  # observed, reverted, and seen through the CLI
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    out = json.loads(stdout)
+    assert out["verdict"] == "aborted" and "operator" in out["reason"]
+    with runs.store() as store:
+        assert all(f.reverted_utc is not None for f in store.ledger_for_run(out["run_id"]))

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
 from gameday import __version__
 from gameday.cli.demo import demo
-from gameday.cli.runs import recover, run, runs, show, validate
+from gameday.cli.runs import reconcile_default_store, recover, run, runs, show, validate
 from gameday.cli.sandbox import sandbox
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gameday")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the core does to stderr.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """gameday-runner: break one cell on purpose, safely, and measure how fast it recovers."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every command starts by reverting what a crash left behind; the ones with a --store
+    # option do it on that store.
+    if ctx.invoked_subcommand in ("sandbox", "validate", "demo") and "--help" not in sys.argv:
+        reconcile_default_store()
 
 
 cli.add_command(sandbox)

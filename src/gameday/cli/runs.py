@@ -48,6 +48,22 @@ def open_store(url: str | None) -> Store:
     return store
 
 
+def reconcile_default_store() -> None:
+    """For commands without a --store: clean up the default store after a crash, if there is
+    one (never create it just for that)."""
+    import os
+
+    from gameday.store import DEFAULT_STORE_URL, STORE_ENV, StoreError
+
+    url = os.environ.get(STORE_ENV) or DEFAULT_STORE_URL
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return
+    try:
+        open_store(url).close()
+    except (StoreError, InputError) as exc:
+        say(f"warning: could not check the fault ledger at the default store: {exc}")
+
+
 @click.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--cell", help="Check the experiments against this cell too.")
