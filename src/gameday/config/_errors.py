@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from gameday.errors import InputError
@@ -27,3 +28,11 @@ def _expected(error: Any) -> str:
     if kind == "extra_forbidden":
         return "no such field (check its spelling)"
     return msg[0].lower() + msg[1:] if msg else "a valid value"
+
+
+def yaml_error(exc: yaml.YAMLError, source: str) -> InputError:
+    """A YAML syntax error, pointing at its line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    return InputError(where, "valid YAML", str(getattr(exc, "problem", exc)),
+                      "fix the YAML syntax at that line")

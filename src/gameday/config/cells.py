@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gameday.config._errors import input_error_from
+from gameday.config._errors import input_error_from, yaml_error
 from gameday.errors import InputError
 
 DEFAULT_CELLS_FILE = Path("schedules/cells.yaml")
@@ -160,10 +160,7 @@ def load_cells(path: Path = DEFAULT_CELLS_FILE) -> dict[str, Cell]:
         raise InputError("--cells-file", "a cells file", f"no file at {path}",
                          "pass --cells-file PATH or create schedules/cells.yaml") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise InputError(where, "valid YAML", str(getattr(exc, "problem", exc)),
-                         "fix the YAML syntax at that line") from exc
+        raise yaml_error(exc, source) from exc
     try:
         model = CellsFileModel.model_validate(raw)
     except ValidationError as exc:

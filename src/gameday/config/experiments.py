@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gameday.analytics.criteria import Criterion
-from gameday.config._errors import input_error_from
+from gameday.config._errors import input_error_from, yaml_error
 from gameday.engine.faults import validate_spec
 from gameday.errors import InputError
 from gameday.targets.base import FAULT_KINDS, FaultKind
@@ -108,10 +108,7 @@ def parse_document(path: Path) -> dict[str, Any]:
         raise InputError(f"{source}:{exc.lineno}:{exc.colno}", "valid JSON", exc.msg,
                          "fix the JSON syntax at that line") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise InputError(where, "valid YAML", str(getattr(exc, "problem", exc)),
-                         "fix the YAML syntax at that line") from exc
+        raise yaml_error(exc, source) from exc
     if not isinstance(data, dict):
         raise InputError(source, "a mapping (a Chaos Toolkit experiment)", type(data).__name__,
                          FIX)
