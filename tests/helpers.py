@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+from gameday.reporting.numbers import fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +67,53 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# ------------------------------------------------------------- reports
+
+
+class Numbers(HTMLParser):
+    """Every figure an HTML report shows: key, exact value, unit and the text a reader sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[dict[str, Any]] = []
+        self._open: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "span" and a.get("class") == "gd-num":
+            self._open = {"key": a["data-key"], "value": json.loads(a["data-value"] or "null"),
+                          "unit": a["data-unit"], "text": ""}
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "span" and self._open is not None:
+            self.found.append(self._open)
+            self._open = None
+
+
+def html_numbers(html: str) -> list[dict[str, Any]]:
+    parser = Numbers()
+    parser.feed(html)
+    return parser.found
+
+
+def at(data: Any, key: str) -> Any:
+    for part in key.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def assert_html_shows_report_json(folder: Path) -> dict[str, Any]:
+    """Every number in index.html is the value at its key in report.json, formatted one way."""
+    data = json.loads((folder / "report.json").read_text())
+    numbers = html_numbers((folder / "index.html").read_text())
+    assert numbers, "the report shows no figure"
+    for n in numbers:
+        assert n["value"] == at(data, n["key"]), n
+        assert n["text"] == fmt(n["value"], n["unit"]), n
+    return data

@@ -20,12 +20,11 @@ import yaml
 from gameday.engine.reconcile import reconcile
 from gameday.sandbox.ground_truth import service_restored_s
 from gameday.store import Store
-from helpers import ROOT, Sandbox, alive, run_cli, wait_for
+from helpers import ROOT, Sandbox, alive, assert_html_shows_report_json, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
 EXPERIMENTS = ROOT / "experiments" / "local"
-FAST = ["--baseline", "2", "--stability-window", "5"]
 
 
 def write_cells(path: Path, sandbox_dir: Path, **extra: Any) -> Path:
@@ -73,7 +72,9 @@ def runs(cell: Sandbox, tmp_path: Path, postgres_server: Any) -> Runs:
 def test_experiment_passes_and_agrees_with_ground_truth(runs: Runs, kind: str) -> None:
     wait_for(lambda: (c := runs.box.cell())["failover"]["ready"]
              and all(r["ready"] for r in c["replicas"]), 60, "a whole cell")
-    result = runs.run(EXPERIMENTS / f"{kind}.yaml", *FAST)
+    # The experiment's own settings: its criteria hold over its own stability window (a
+    # shorter one shrinks the denominator of "error rate during recovery").
+    result = runs.run(EXPERIMENTS / f"{kind}.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     out = json.loads(result.stdout)
     assert out["verdict"] == "passed" and out["kind"] == kind and out["cell"] == "cell-1"
@@ -275,9 +276,17 @@ def test_secrets_never_reach_store_logs_or_stdout(cell: Sandbox, tmp_path: Path)
         assert secret not in result.stdout and secret not in result.stderr
         assert secret.encode() not in stored
         assert secret.encode() not in logs
+    run_id = json.loads(result.stdout)["run_id"]
     with runs.store() as store:
-        journal = store.get_run(json.loads(result.stdout)["run_id"]).journal  # type: ignore[union-attr]
+        journal = store.get_run(run_id).journal  # type: ignore[union-attr]
     assert journal is not None and "***" in json.dumps(journal)
+    out = tmp_path / "report"
+    rendered = run_cli("report", "run", run_id, "--store", runs.store_url, "--out", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    written = b"".join(p.read_bytes() for p in out.iterdir())
+    assert b"revert-every-fault" in written  # the journal is in the report, its secrets are not
+    for secret in (experiment_secret, cell_secret):
+        assert secret.encode() not in written
 
 
 @pytest.mark.parametrize("name", ["pod-kill", "latency", "cpu-stress", "db-failover"])
@@ -292,10 +301,24 @@ def test_chaos_toolkit_cli_accepts_each_experiment(name: str) -> None:
 
 def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'gameday.db'}"
-    result = run_cli("demo", "--state-dir", str(tmp_path / "demo"), "--store", store, timeout=400)
+    reports = tmp_path / "reports"
+    result = run_cli("demo", "--state-dir", str(tmp_path / "demo"), "--store", store,
+                     "--reports-dir", str(reports), timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     for kind in ("pod-kill", "latency", "cpu-stress", "db-failover"):
         assert f"{kind}: passed" in result.stderr
+    # It ends with the window's report and the resilience report, their paths printed.
+    printed = [Path(line.split("report: ", 1)[1].strip()) for line in result.stderr.splitlines()
+               if line.startswith("report: ")]
+    assert [p.parent.name.split("-")[0] for p in printed] == ["window", "resilience"]
+    window = assert_html_shows_report_json(printed[0].parent)
+    resilience = assert_html_shows_report_json(printed[1].parent)
+    assert sorted(r["kind"] for r in window["runs"]) == [
+        "cpu-stress", "db-failover", "latency", "pod-kill"]
+    assert all(r["verdict"] == "passed" for r in window["runs"]) and window["skipped"] == []
+    assert resilience["pass_rate"]["overall"]["rate"] == 1.0
+    # Four passes minutes old, one of each kind: every kind scores ~1 (weights barely decayed).
+    assert resilience["score"]["fleet"] == pytest.approx(100, abs=0.01)
     marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
     assert marker["status"] == "down"
     events = [json.loads(line) for line in

@@ -18,7 +18,16 @@ import pytest
 import sqlalchemy as sa
 
 from gameday.errors import InputError
-from gameday.model.records import CriterionResult, LedgerFault, RunEvent, RunRecord, Sample
+from gameday.model.records import (
+    RUN_SCHEMA_VERSION,
+    CellObjectives,
+    CriterionResult,
+    LedgerFault,
+    RunEvent,
+    RunRecord,
+    Sample,
+    WindowRecord,
+)
 from gameday.sandbox.replicas import free_port
 from gameday.store import (
     DEFAULT_STORE_URL,
@@ -108,7 +117,7 @@ def test_run_round_trips_every_field(store: Store) -> None:
     assert_utc(got.ended_utc)
     assert got.started_utc == datetime(2025, 1, 4, 2, 0, 0, 654321, tzinfo=UTC)
     assert got.ended_utc is not None and got.ended_utc.microsecond == 123457
-    assert got.schema_version == 1
+    assert got.schema_version == RUN_SCHEMA_VERSION
     assert store.get_run("no-such-run") is None
 
 
@@ -305,6 +314,72 @@ def test_schema_version_mismatch_is_refused(store_url: str) -> None:
     if "@" in store_url:
         password = store_url.split(":")[2].split("@")[0]
         assert password not in message
+
+
+def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
+    # A store as version 1 wrote it: no windows table, no window_id / objectives columns.
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE windows"))
+        conn.execute(sa.text("DROP INDEX runs_window_idx"))
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN window_id"))
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN objectives"))
+        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+        conn.execute(sa.text(
+            "INSERT INTO runs (run_id, experiment, experiment_path, kind, cell, target, started_utc, "
+            "status, figures, criteria, schema_version) VALUES ('old', 'Pod kill', 'x.yaml', "
+            "'pod-kill', 'cell-1', 'local', :t, 'completed', '{\"recovery_s\": 1.5}', '[]', 1)"),
+            {"t": T0 if "postgresql" in store_url else T0.replace(tzinfo=None)})
+    engine.dispose()
+
+    with Store.open(store_url) as store:
+        old = store.get_run("old")
+        assert old is not None and old.figures == {"recovery_s": 1.5}
+        assert old.window_id is None and old.objectives is None and old.schema_version == 1
+        objectives = CellObjectives(1, ("acme",), 99.95, 250.0, 900.0, 60.0)
+        store.create_window(WindowRecord("w-1", "saturday", T0))
+        store.create_run(dataclasses.replace(make_run("new"), window_id="w-1",
+                                             objectives=objectives))
+        assert [r.run_id for r in store.list_runs(window_id="w-1")] == ["new"]
+        assert store.get_run("new").objectives == objectives  # type: ignore[union-attr]
+    with Store.open(store_url) as again:  # upgraded once: opening again changes nothing
+        assert again.get_window("w-1") == WindowRecord("w-1", "saturday", T0)
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM meta")).scalar() == str(STORE_SCHEMA_VERSION)
+    engine.dispose()
+
+
+def test_list_runs_filters_and_leaves_journals_out(store: Store) -> None:
+    for i, cell in enumerate(["cell-1", "cell-2", "cell-1"]):
+        store.create_run(dataclasses.replace(make_run(f"r{i}"), cell=cell,
+                                             started_utc=T0 + timedelta(days=i),
+                                             journal={"big": "x" * 1000}))
+    assert [r.run_id for r in store.list_runs(limit=None)] == ["r2", "r1", "r0"]
+    assert [r.run_id for r in store.list_runs(since=T0 + timedelta(days=1), limit=None)] == ["r2", "r1"]
+    assert [r.run_id for r in store.list_runs(until=T0 + timedelta(days=1))] == ["r0"]
+    assert [r.run_id for r in store.list_runs(cells=["cell-2"])] == ["r1"]
+    light = store.list_runs(with_journal=False)
+    assert all(r.journal is None for r in light)
+    assert all(r.journal == {"big": "x" * 1000} for r in store.list_runs())
+
+
+def test_windows_round_trip(store: Store) -> None:
+    window = WindowRecord("w-9", "weekly", T0, T0 + timedelta(hours=2), timezone="Europe/London",
+                          detail={"cells": ["cell-1"]})
+    store.create_window(window)
+    assert store.get_window("w-9") == window
+    store.update_window("w-9", status="closed", ended_utc=T0 + timedelta(hours=1))
+    closed = store.get_window("w-9")
+    assert closed is not None and closed.status == "closed"
+    assert closed.ended_utc == T0 + timedelta(hours=1)
+    assert [w.window_id for w in store.list_windows()] == ["w-9"]
+    with pytest.raises(StoreError):
+        store.update_window("w-9", status="half-open")
+    with pytest.raises(StoreError):
+        store.update_window("nope", status="closed")
+    assert store.get_window("nope") is None
 
 
 def python_script(script: str, *args: str) -> subprocess.Popen[str]:

@@ -6,6 +6,7 @@ import pytest
 
 from gameday.analytics.criteria import Criterion, evaluate, verdict
 from gameday.analytics.recovery import (
+    downtime_s,
     halt_reached,
     latency_tolerance_ms,
     peak_error_rate,
@@ -101,7 +102,8 @@ def test_rpo_counts_missing_and_measures_the_gap():
 def test_run_figures_for_a_failover():
     samples = timeline("." * 30 + "xxx" + "." * 60)
     f = run_figures(samples, t_inject=3.0, t_fault_end=3.0, stability_s=2.0, factor=None,
-                    floor_ms=0, max_ms=250, window_s=1.0, failover=True, missing_writes=set())
+                    floor_ms=0, max_ms=250, window_s=1.0, period_s=0.1, failover=True,
+                    missing_writes=set())
     assert f.time_to_impact_s == pytest.approx(0.0)
     assert f.recovery_s == pytest.approx(0.3)
     assert f.rto_s == pytest.approx(0.31)
@@ -109,12 +111,21 @@ def test_run_figures_for_a_failover():
     assert f.p95_ms_baseline == 10.0
     # [3.0, recovered 3.3 + stability 2.0] holds 24 samples, 3 of them failed
     assert f.error_rate_during_recovery == pytest.approx(3 / 24)
+    # 3 failed probes at 10 Hz: 0.3 s of the availability budget
+    assert f.downtime_s == pytest.approx(0.3)
 
 
 def test_run_without_injection_has_no_figures():
     f = run_figures(timeline("." * 10), t_inject=None, t_fault_end=None, stability_s=1,
-                    factor=2, floor_ms=50, max_ms=None, window_s=1)
+                    factor=2, floor_ms=50, max_ms=None, window_s=1, period_s=0.1)
     assert f.recovery_s is None and not f.recovered and f.samples == 10
+
+
+def test_downtime_counts_failed_probes_from_the_start_only():
+    samples = timeline("xx" + "." * 8 + "xxxx" + "." * 6)
+    assert downtime_s(samples, start=1.0, period_s=0.1) == pytest.approx(0.4)
+    assert downtime_s(samples, start=0.0, period_s=0.5) == pytest.approx(3.0)
+    assert downtime_s([], start=0.0, period_s=0.1) == 0.0
 
 
 def test_halt_needs_the_error_rate_above_the_limit_over_the_whole_span():

@@ -107,6 +107,13 @@ def peak_error_rate(samples: Sequence[Sample], start: float, window_s: float) ->
     return peak
 
 
+def downtime_s(samples: Sequence[Sample], start: float, period_s: float) -> float:
+    """Seconds the probes saw the cell failing from ``start`` on: failed samples x the probe
+    period (each probe stands for its slice of the timeline). What a run costs the error
+    budget of an availability SLO."""
+    return sum(1 for s in samples if s.t >= start and not s.ok) * period_s
+
+
 def first_ack_after(samples: Sequence[Sample], t: float) -> float | None:
     """Completion time of the first acknowledged write sent at or after ``t``."""
     for sample in samples:
@@ -149,6 +156,7 @@ class Figures:
     p95_ratio_during: float | None
     latency_tolerance_ms: float
     samples: int
+    downtime_s: float | None = None
     rto_s: float | None = None
     rpo_rows: int | None = None
     rpo_s: float | None = None
@@ -156,8 +164,8 @@ class Figures:
 
 def run_figures(samples: Sequence[Sample], *, t_inject: float | None, t_fault_end: float | None,
                 stability_s: float, t_started: float | None = None, factor: float | None,
-                floor_ms: float, max_ms: float | None, window_s: float, failover: bool = False,
-                missing_writes: set[int] | None = None) -> Figures:
+                floor_ms: float, max_ms: float | None, window_s: float, period_s: float,
+                failover: bool = False, missing_writes: set[int] | None = None) -> Figures:
     """Every per-run figure from the timeline, the injection time and the fault's end.
 
     The baseline is what came before the action started; "during" runs from the action's start
@@ -187,6 +195,7 @@ def run_figures(samples: Sequence[Sample], *, t_inject: float | None, t_fault_en
         p95_ms_baseline=p95_base, p95_ms_during=p95_during,
         p95_ratio_during=(p95_during / p95_base) if p95_during is not None and p95_base else None,
         latency_tolerance_ms=tolerance, samples=len(samples),
+        downtime_s=downtime_s(samples, start, period_s),
     )
     if not failover:
         return figures

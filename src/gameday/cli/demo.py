@@ -21,8 +21,12 @@ from gameday.cli.runs import _fmt, _progress_renderer, store_option
               default=Path("experiments/local"), show_default=True,
               help="Where the four experiment files are.")
 @store_option
-def demo(state_dir: Path, experiments: Path, store_url: str | None) -> None:
-    """Bring a sandbox cell up, run the four experiments of the rotation, print the figures."""
+@click.option("--reports-dir", type=click.Path(path_type=Path),
+              help="Where the window and resilience reports go (default reports/).")
+def demo(state_dir: Path, experiments: Path, store_url: str | None,
+         reports_dir: Path | None) -> None:
+    """Bring a sandbox cell up, run the four experiments of the rotation in one chaos window,
+    print the figures, render the window and resilience reports."""
     from gameday.demo import run_demo
 
     stop = threading.Event()
@@ -32,9 +36,11 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None) -> None:
     with exit_codes():
         if live is not None:
             with live:
-                runs = run_demo(state_dir, experiments, store_url, say, show, stop)
+                result = run_demo(state_dir, experiments, store_url, say, show, stop,
+                                  reports_dir)
         else:
-            runs = run_demo(state_dir, experiments, store_url, say, show, stop)
+            result = run_demo(state_dir, experiments, store_url, say, show, stop, reports_dir)
+    runs = result.runs
     table = Table(title="Recovery of cell-1, measured by the runner and by the sandbox itself")
     for column in ("experiment", "verdict", "impact", "recovery", "ground truth", "RTO",
                    "RPO rows", "p95 before", "p95 during", "samples"):
@@ -50,5 +56,8 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None) -> None:
     say("ground truth: when the sandbox saw the cause of impact go (balancer took the killed "
         "replica out, toxic removed, burner stopped, proxy repointed); 0 when the runner saw no "
         "impact at all. `gameday runs` lists the stored runs.")
+    say(f"window {result.window_id}: `gameday report window {result.window_id}` renders it again")
+    for path in result.reports:
+        say(f"report: {path}")
     if any(r.record.verdict != "passed" for r in runs) or len(runs) < 4:
         sys.exit(EXIT_FAILED)

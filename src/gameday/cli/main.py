@@ -9,8 +9,10 @@ import click
 
 from gameday import __version__
 from gameday.cli.demo import demo
+from gameday.cli.report import report
 from gameday.cli.runs import reconcile_default_store, recover, run, runs, show, validate
 from gameday.cli.sandbox import sandbox
+from gameday.cli.windows import window
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +31,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 cli.add_command(sandbox)
 cli.add_command(demo)
+cli.add_command(window)
+cli.add_command(report)
 for command in (validate, run, runs, show, recover):
     cli.add_command(command)
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gameday.config._errors import input_error_from, yaml_error
 from gameday.errors import InputError
+from gameday.model import CellObjectives
 
 DEFAULT_CELLS_FILE = Path("schedules/cells.yaml")
 CELLS_SCHEMA_VERSION = 1
@@ -115,6 +116,13 @@ class Cell:
     @property
     def secret_values(self) -> list[str]:
         return [v for _, v in self.secrets if v]
+
+    @property
+    def objectives(self) -> CellObjectives:
+        return CellObjectives(tier=self.tier, tenants=self.tenants,
+                              availability_slo=self.availability_slo,
+                              p95_latency_slo_ms=self.p95_latency_slo_ms, rto_s=self.rto_s,
+                              rpo_s=self.rpo_s)
 
 
 def _default_dr(tier: int) -> DrModel:

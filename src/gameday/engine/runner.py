@@ -56,6 +56,7 @@ class RunRequest:
     baseline_s: float | None = None
     stability_window_s: float | None = None
     recovery_timeout_s: float | None = None
+    window_id: str | None = None  # the chaos window the run belongs to, if any
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,10 @@ class _Live:
 
 class RunSupervisor:
     def __init__(self, prepared: Prepared, store: Store, store_url: str, cells_file: Path,
-                 progress: ProgressSink, stop: threading.Event, log_dir: Path) -> None:
+                 progress: ProgressSink, stop: threading.Event, log_dir: Path,
+                 window_id: str | None = None) -> None:
         self.p = prepared
+        self.window_id = window_id
         self.s = prepared.settings
         self.store = store
         self.store_url = store_url
@@ -183,6 +186,7 @@ class RunSupervisor:
             target=self.p.cell.target, started_utc=datetime.now(UTC), status=kw["status"],
             ended_utc=kw.get("ended"), verdict=kw.get("verdict"), reason=kw.get("reason"),
             runner_pid=me.pid if me else None, runner_start_ticks=me.start_ticks if me else None,
+            window_id=self.window_id, objectives=self.p.cell.objectives,
         )
 
     def execute(self) -> RunRecord:
@@ -365,7 +369,7 @@ class RunSupervisor:
             t_fault_end=self.live.t_fault_end,
             stability_s=s.stability_window_s, factor=s.latency_factor,
             floor_ms=s.latency_floor_ms, max_ms=s.latency_max_ms, window_s=s.error_window_s,
-            failover=failover, missing_writes=missing)
+            period_s=1.0 / s.probe_hz, failover=failover, missing_writes=missing)
         if figures.recovery_s is not None and figures.recovery_s > s.recovery_timeout_s:
             figures = replace(figures, recovery_s=None, recovered=False)
         values = asdict(figures)
@@ -421,9 +425,13 @@ def run_experiment(request: RunRequest, progress: ProgressSink, stop: threading.
     url = resolve_store_url(request.store_url)
     store = Store.open(url)
     try:
+        if request.window_id is not None:
+            from gameday.engine.windows import open_window_named
+
+            open_window_named(store, request.window_id)
         faults.reconcile(store)
         supervisor = RunSupervisor(prepared, store, url, request.cells_file, progress, stop,
-                                   log_dir)
+                                   log_dir, request.window_id)
         return supervisor.execute()
     finally:
         store.close()

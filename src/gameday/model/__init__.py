@@ -2,6 +2,7 @@
 
 from gameday.model.records import (
     RUN_SCHEMA_VERSION,
+    CellObjectives,
     CriterionResult,
     FaultState,
     LedgerFault,
@@ -10,10 +11,13 @@ from gameday.model.records import (
     RunStatus,
     Sample,
     Verdict,
+    WindowRecord,
+    WindowStatus,
 )
 
 __all__ = [
     "RUN_SCHEMA_VERSION",
+    "CellObjectives",
     "CriterionResult",
     "FaultState",
     "LedgerFault",
@@ -22,4 +26,6 @@ __all__ = [
     "RunStatus",
     "Sample",
     "Verdict",
+    "WindowRecord",
+    "WindowStatus",
 ]

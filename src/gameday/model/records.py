@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-RUN_SCHEMA_VERSION = 1
+RUN_SCHEMA_VERSION = 2
 
 Verdict = Literal["passed", "failed", "aborted", "not_recovered", "skipped"]
 RunStatus = Literal["running", "completed", "interrupted"]
 FaultState = Literal["pending", "applied", "reverted", "failed"]
+WindowStatus = Literal["open", "closed"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,33 @@ class LedgerFault:
 
 
 @dataclass(frozen=True)
+class CellObjectives:
+    """The cell's objectives when the run started: reports judge a run by these, not by
+    whatever the cells file says later."""
+
+    tier: int  # 1 = most critical
+    tenants: tuple[str, ...]
+    availability_slo: float  # percent, e.g. 99.95
+    p95_latency_slo_ms: float
+    rto_s: float
+    rpo_s: float
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """A chaos window (scheduled, or opened by hand for a game day): runs happen inside it."""
+
+    window_id: str
+    name: str
+    started_utc: datetime
+    planned_end_utc: datetime | None = None
+    ended_utc: datetime | None = None
+    status: WindowStatus = "open"
+    timezone: str = "UTC"
+    detail: dict[str, Any] = field(default_factory=dict)  # planned cells and experiments
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     experiment: str  # title
@@ -85,4 +113,6 @@ class RunRecord:
     journal: dict[str, Any] | None = None
     runner_pid: int | None = None
     runner_start_ticks: int | None = None
+    window_id: str | None = None
+    objectives: CellObjectives | None = None
     schema_version: int = RUN_SCHEMA_VERSION

@@ -1,7 +1,7 @@
 """The store's tables, one definition for SQLite and PostgreSQL.
 
-Bump STORE_SCHEMA_VERSION on any change to these tables: ``Store.open`` refuses a database
-whose ``meta.schema_version`` differs, rather than misreading it.
+Bump STORE_SCHEMA_VERSION on any change to these tables: ``Store.open`` upgrades a database
+of an older version it knows (MIGRATIONS) and refuses any other, rather than misreading it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -108,8 +108,11 @@ runs = Table(
     Column("runner_pid", Integer),
     Column("runner_start_ticks", BigInteger),
     Column("schema_version", Integer, nullable=False),
+    Column("window_id", String(128)),  # v2
+    Column("objectives", JSON(none_as_null=True)),  # v2: the cell's objectives at run time
 )
 Index("runs_cell_started_idx", runs.c.cell, runs.c.started_utc)
+Index("runs_window_idx", runs.c.window_id)
 Index("runs_started_idx", runs.c.started_utc)
 Index("runs_status_idx", runs.c.status)
 
@@ -146,6 +149,19 @@ events = Table(
 )
 Index("events_run_t_idx", events.c.run_id, events.c.t)
 
+windows = Table(
+    "windows", metadata,
+    Column("window_id", String(128), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("started_utc", UtcDateTime, nullable=False),
+    Column("planned_end_utc", UtcDateTime),
+    Column("ended_utc", UtcDateTime),
+    Column("status", String(32), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+Index("windows_started_idx", windows.c.started_utc)
+
 # No foreign key to runs: the sandbox CLI injects faults outside any run, and a ledger write
 # must never fail for want of a parent row.
 faults = Table(
@@ -168,3 +184,12 @@ faults = Table(
 )
 Index("faults_run_idx", faults.c.run_id)
 Index("faults_reverted_idx", faults.c.reverted_utc)
+
+
+# Upgrades from older schema versions: the statements that take version N to N + 1. Tables
+# that are missing altogether are created by Store.open itself.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN window_id VARCHAR(128)",
+        "ALTER TABLE runs ADD COLUMN objectives JSON",
+        "CREATE INDEX IF NOT EXISTS runs_window_idx ON runs (window_id)"),
+}

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from gameday.model.records import (
+    CellObjectives,
     CriterionResult,
     FaultState,
     LedgerFault,
@@ -32,6 +33,8 @@ from gameday.model.records import (
     RunStatus,
     Sample,
     Verdict,
+    WindowRecord,
+    WindowStatus,
 )
 from gameday.store import _schema as schema
 from gameday.store._errors import IncompatibleSchemaError, StoreError
@@ -49,6 +52,8 @@ _FAULT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(LedgerFault)
 _RUN_STATUSES: Final = frozenset(get_args(RunStatus))
 _VERDICTS: Final = frozenset(get_args(Verdict))
 _FAULT_STATES: Final = frozenset(get_args(FaultState))
+_WINDOW_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(WindowRecord)) - {"window_id"}
+_WINDOW_STATUSES: Final = frozenset(get_args(WindowStatus))
 
 # Engines of this process, so a forked child can drop the parent's pooled connections
 # (a SQLite or PostgreSQL connection used from two processes corrupts its state).
@@ -112,6 +117,7 @@ class Store:
         values = _columns(run)
         _check_run_values(values)
         values["criteria"] = _criteria_to_json(run.criteria)
+        values["objectives"] = _objectives_to_json(run.objectives)
         with self._write(f"create run {run.run_id!r}") as conn:
             conn.execute(schema.runs.insert().values(values))
 
@@ -127,6 +133,8 @@ class Store:
         values = dict(fields)
         if "criteria" in values:
             values["criteria"] = _criteria_to_json(values["criteria"])
+        if "objectives" in values:
+            values["objectives"] = _objectives_to_json(values["objectives"])
         with self._write(f"update run {run_id!r}") as conn:
             runs = schema.runs
             result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(values))
@@ -138,17 +146,72 @@ class Store:
             row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
         return None if row is None else _run_from(row)
 
-    def list_runs(self, *, cell: str | None = None, limit: int = 100) -> list[RunRecord]:
-        """Up to ``limit`` runs, newest (by started_utc) first, of one cell or of all."""
-        if limit < 0:
+    def list_runs(self, *, cell: str | None = None, limit: int | None = 100,
+                  since: datetime | None = None, until: datetime | None = None,
+                  cells: Sequence[str] | None = None, window_id: str | None = None,
+                  with_journal: bool = True) -> list[RunRecord]:
+        """Runs newest (by started_utc) first: of one cell, of some ``cells``, of one window,
+        started in [since, until); at most ``limit`` (None: all). Without ``with_journal`` the
+        journals (the bulk of a row) are not read."""
+        if limit is not None and limit < 0:
             raise StoreError(f"list_runs: limit must be 0 or more, found {limit}")
         runs = schema.runs
-        query = select(runs).order_by(runs.c.started_utc.desc(), runs.c.run_id.desc()).limit(limit)
+        columns = [c for c in runs.c if with_journal or c.name != "journal"]
+        query = select(*columns).order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+        if limit is not None:
+            query = query.limit(limit)
         if cell is not None:
             query = query.where(runs.c.cell == cell)
+        if cells is not None:
+            query = query.where(runs.c.cell.in_(list(cells)))
+        if window_id is not None:
+            query = query.where(runs.c.window_id == window_id)
+        if since is not None:
+            query = query.where(runs.c.started_utc >= since)
+        if until is not None:
+            query = query.where(runs.c.started_utc < until)
         with self._read("list runs") as conn:
             rows = conn.execute(query).mappings().all()
         return [_run_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ windows
+
+    def create_window(self, window: WindowRecord) -> None:
+        values = _columns(window)
+        _check_window_values(values)
+        with self._write(f"create window {window.window_id!r}") as conn:
+            conn.execute(schema.windows.insert().values(values))
+
+    def update_window(self, window_id: str, **fields: Any) -> None:
+        """Set ``fields`` (any WindowRecord field but window_id) of an existing window."""
+        unknown = sorted(set(fields) - _WINDOW_FIELDS)
+        if unknown:
+            raise StoreError(f"update_window({window_id!r}): no such window field(s) "
+                             f"{', '.join(unknown)}; expected some of {', '.join(sorted(_WINDOW_FIELDS))}")
+        if not fields:
+            return
+        _check_window_values(fields)
+        with self._write(f"update window {window_id!r}") as conn:
+            windows = schema.windows
+            result = conn.execute(windows.update().where(windows.c.window_id == window_id).values(fields))
+            if result.rowcount == 0:
+                raise StoreError(f"update window {window_id!r}: no such window in {self.url}")
+
+    def get_window(self, window_id: str) -> WindowRecord | None:
+        windows = schema.windows
+        with self._read(f"read window {window_id!r}") as conn:
+            row = conn.execute(select(windows).where(windows.c.window_id == window_id)).mappings().first()
+        return None if row is None else _window_from(row)
+
+    def list_windows(self, *, limit: int | None = 100) -> list[WindowRecord]:
+        """Windows, newest first."""
+        windows = schema.windows
+        query = select(windows).order_by(windows.c.started_utc.desc(), windows.c.window_id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read("list windows") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_window_from(row) for row in rows]
 
     def runs_with_status(self, status: str) -> list[RunRecord]:
         """Every run with ``status``, oldest first."""
@@ -284,12 +347,14 @@ class Store:
             raise StoreError(f"{what}: the store {self.url} is closed")
 
     def _prepare_schema(self) -> None:
-        """Check the schema version and create missing tables, serialised across processes."""
+        """Check the schema version, create missing tables and upgrade an older schema we know,
+        serialised across processes."""
+        current = str(STORE_SCHEMA_VERSION)
         with self._read("check the store's tables") as conn:
             version, missing = _schema_state(conn)
         if version is not None:
             _check_version(self.url, version)
-            if not missing:
+            if not missing and version == current:
                 return  # the usual case: no DDL, so no lock on tables other processes write
         with self._write("create the store's tables") as conn:
             if conn.dialect.name == "postgresql":
@@ -299,14 +364,25 @@ class Store:
             version, missing = _schema_state(conn)  # again: another process may have been first
             if version is not None:
                 _check_version(self.url, version)
+                if schema.runs.name not in missing:
+                    _migrate(conn, int(version))
             for table in schema.metadata.sorted_tables:
                 if table.name in missing:
                     conn.execute(CreateTable(table, if_not_exists=True))
                     for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
                         conn.execute(CreateIndex(index, if_not_exists=True))
             if version is None:
-                conn.execute(schema.meta.insert().values(key="schema_version",
-                                                         value=str(STORE_SCHEMA_VERSION)))
+                conn.execute(schema.meta.insert().values(key="schema_version", value=current))
+            elif version != current:
+                meta = schema.meta
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=current))
+
+
+def _migrate(conn: Connection, version: int) -> None:
+    """Take the existing tables from ``version`` to the current one, step by step."""
+    for step in range(version, STORE_SCHEMA_VERSION):
+        for statement in schema.MIGRATIONS[step]:
+            conn.execute(text(statement))
 
 
 def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
@@ -321,7 +397,7 @@ def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
 
 
 def _check_version(url: str, found: str) -> None:
-    if found == str(STORE_SCHEMA_VERSION):
+    if found == str(STORE_SCHEMA_VERSION) or (found.isdigit() and int(found) in schema.MIGRATIONS):
         return
     newer = found.isdigit() and int(found) > STORE_SCHEMA_VERSION
     fix = ("this database was written by a newer gameday: upgrade gameday" if newer else
@@ -399,11 +475,30 @@ def _check_fault_values(values: Mapping[str, Any]) -> None:
         raise StoreError(f"fault state must be one of {sorted(_FAULT_STATES)}, found {values['state']!r}")
 
 
+def _check_window_values(values: Mapping[str, Any]) -> None:
+    if "status" in values and values["status"] not in _WINDOW_STATUSES:
+        raise StoreError(f"window status must be one of {sorted(_WINDOW_STATUSES)}, "
+                         f"found {values['status']!r}")
+
+
+def _objectives_to_json(objectives: CellObjectives | None) -> dict[str, Any] | None:
+    return None if objectives is None else dataclasses.asdict(objectives)
+
+
+def _objectives_from(value: Mapping[str, Any] | None) -> CellObjectives | None:
+    if value is None:
+        return None
+    return CellObjectives(tier=int(value["tier"]), tenants=tuple(value["tenants"]),
+                          availability_slo=float(value["availability_slo"]),
+                          p95_latency_slo_ms=float(value["p95_latency_slo_ms"]),
+                          rto_s=float(value["rto_s"]), rpo_s=float(value["rpo_s"]))
+
+
 def _criteria_to_json(criteria: Sequence[CriterionResult]) -> list[dict[str, Any]]:
     return [{"name": c.name, "expected": c.expected, "actual": c.actual, "ok": c.ok} for c in criteria]
 
 
-def _columns(record: RunRecord | LedgerFault) -> dict[str, Any]:
+def _columns(record: RunRecord | LedgerFault | WindowRecord) -> dict[str, Any]:
     # Not dataclasses.asdict: it would deep-copy the journal, which can be large.
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
@@ -416,9 +511,17 @@ def _run_from(row: RowMapping) -> RunRecord:
         figures=dict(row["figures"]),
         criteria=[CriterionResult(name=c["name"], expected=c["expected"], actual=c["actual"],
                                   ok=bool(c["ok"])) for c in row["criteria"]],
-        journal=row["journal"], runner_pid=row["runner_pid"],
-        runner_start_ticks=row["runner_start_ticks"],
-        schema_version=row["schema_version"],
+        journal=row.get("journal"), runner_pid=row["runner_pid"],
+        runner_start_ticks=row["runner_start_ticks"], window_id=row["window_id"],
+        objectives=_objectives_from(row["objectives"]), schema_version=row["schema_version"],
+    )
+
+
+def _window_from(row: RowMapping) -> WindowRecord:
+    return WindowRecord(
+        window_id=row["window_id"], name=row["name"], started_utc=row["started_utc"],
+        planned_end_utc=row["planned_end_utc"], ended_utc=row["ended_utc"], status=row["status"],
+        timezone=row["timezone"], detail=dict(row["detail"]),
     )
 
 

@@ -1,0 +1,90 @@
+"""``gameday report run | window | resilience``: HTML, Markdown, JSON (and PDF) reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gameday.cli.output import exit_codes
+from gameday.cli.runs import open_store, store_option
+
+out_option = click.option("--out", type=click.Path(path_type=Path),
+                          help="Folder to write into (default reports/<kind>-<id or date>/).")
+pdf_option = click.option("--pdf", is_flag=True,
+                          help="Also write report.pdf (needs the optional extra: "
+                               "pip install 'gameday-runner[pdf]').")
+
+
+def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
+           out: Path | None, default: Callable[[datetime], Path], pdf: bool) -> None:
+    from gameday.reporting.render import require_pdf, write_report
+
+    now = datetime.now(UTC)
+    with exit_codes():
+        if pdf:
+            require_pdf()  # before anything is read or written
+        store = open_store(store_url)
+        try:
+            context = build(store, now)
+        finally:
+            store.close()
+        files = write_report(context, out or default(now), pdf=pdf)
+    click.echo(str(files.html))
+    for extra in (files.markdown, files.json, files.pdf):
+        if extra is not None:
+            click.echo(str(extra))
+
+
+@click.group()
+def report() -> None:
+    """Render reports: one run, one chaos window, or resilience over a period."""
+
+
+@report.command("run")
+@click.argument("run_id")
+@store_option
+@out_option
+@pdf_option
+def run_(run_id: str, store_url: str | None, out: Path | None, pdf: bool) -> None:
+    """The report of one run: verdict, criteria, timeline, figures, journal, reverts."""
+    from gameday.reporting.reports import default_folder, run_report
+
+    _write(lambda store, now: run_report(store, run_id, now), store_url, out,
+           lambda now: default_folder("run", run_id), pdf)
+
+
+@report.command()
+@click.argument("window_id")
+@store_option
+@out_option
+@pdf_option
+def window(window_id: str, store_url: str | None, out: Path | None, pdf: bool) -> None:
+    """The report of one chaos window: every run, every skipped cell and why."""
+    from gameday.reporting.reports import default_folder, window_report
+
+    _write(lambda store, now: window_report(store, window_id, now), store_url, out,
+           lambda now: default_folder("window", window_id), pdf)
+
+
+@report.command()
+@click.option("--since", default="90d", show_default=True,
+              help="Start of the period: a span (90d, 12w, 36h) or an ISO date.")
+@click.option("--cells", multiple=True, help="Only these cells (repeat, or comma-separated).")
+@store_option
+@out_option
+@pdf_option
+def resilience(since: str, cells: tuple[str, ...], store_url: str | None, out: Path | None,
+               pdf: bool) -> None:
+    """The resilience report for leadership over a period (default the last 90 days)."""
+    from gameday.reporting.reports import default_folder, parse_since, resilience_report
+
+    names = [c.strip() for value in cells for c in value.split(",") if c.strip()]
+    now = datetime.now(UTC)
+    with exit_codes():
+        start = parse_since(since, now)  # bad input: exit 2 before the store is opened
+    _write(lambda store, at: resilience_report(store, at, start, None, names or None),
+           store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf)

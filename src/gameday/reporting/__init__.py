@@ -1,0 +1,1 @@
+"""Reports: pure context builders, templates, renderers."""

@@ -1,0 +1,86 @@
+"""Reports from the store: read what a report needs, build its data, pick its folder.
+
+    run_report(store, run_id, now)                         -> report data (dict)
+    window_report(store, window_id, now)                   -> report data
+    resilience_report(store, now, since, until, cells)     -> report data
+    parse_since("90d", now)                                -> datetime
+
+Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gameday.errors import InputError
+from gameday.reporting.context import build_resilience_report, build_run_report, build_window_report
+from gameday.store import Store
+
+DEFAULT_REPORTS_DIR = Path("reports")
+DEFAULT_SINCE = "90d"
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([hdw])$")
+_UNIT = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``90d``, ``12w``, ``36h`` before ``now``, or an ISO date/time (UTC when no offset)."""
+    text = value.strip()
+    match = _SPAN.match(text)
+    if match:
+        span = timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
+        if span <= timedelta(0):
+            raise InputError("--since", "a span above 0", value, "pass e.g. --since 90d")
+        return now - span
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError("--since", "a span like 90d, 12w, 36h or an ISO date like 2026-01-31",
+                         value, "pass e.g. --since 90d") from exc
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed >= now:
+        raise InputError("--since", "a time in the past", value, "pass an earlier date")
+    return parsed
+
+
+def default_folder(kind: str, ident: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", ident)
+    return DEFAULT_REPORTS_DIR / f"{kind}-{safe}"
+
+
+def run_report(store: Store, run_id: str, now: datetime) -> dict[str, Any]:
+    record = store.get_run(run_id)
+    if record is None:
+        raise InputError("RUN_ID", "the id of a stored run", run_id,
+                         "`gameday runs` lists the stored runs")
+    return build_run_report(record, store.samples(run_id), store.events(run_id),
+                            store.ledger_for_run(run_id), now)
+
+
+def window_report(store: Store, window_id: str, now: datetime) -> dict[str, Any]:
+    window = store.get_window(window_id)
+    if window is None:
+        raise InputError("WINDOW_ID", "the id of a window in the store", window_id,
+                         "`gameday window list` lists the windows")
+    runs = store.list_runs(window_id=window_id, limit=None, with_journal=False)
+    return build_window_report(window, runs, now)
+
+
+def resilience_report(store: Store, now: datetime, since: datetime,
+                      until: datetime | None = None,
+                      cells: Sequence[str] | None = None) -> dict[str, Any]:
+    end = until or now
+    # The previous period too: the report's trend compares against it.
+    earliest = since - (end - since)
+    runs = store.list_runs(limit=None, since=earliest, until=end, with_journal=False)
+    if cells:
+        known = {r.cell for r in store.list_runs(limit=None, with_journal=False)}
+        unknown = sorted(set(cells) - known)
+        if unknown:
+            raise InputError("--cells", "cells with runs in the store: "
+                             + (", ".join(sorted(known)) or "none yet"), ", ".join(unknown),
+                             "name cells that have run experiments (`gameday runs` lists them)")
+    return build_resilience_report(runs, now, since, end, cells)

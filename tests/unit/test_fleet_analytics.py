@@ -1,0 +1,492 @@
+"""Analytics across runs, on hand-made run records, with the arithmetic written out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from gameday.analytics.fleet import (
+    HALT_CRITERION,
+    KINDS,
+    MONTH_MINUTES,
+    NOT_RECOVERED_CRITERION,
+    SCORE_FORMULA,
+    DrCompliance,
+    Finding,
+    Mttr,
+    PassRate,
+    SummaryCounts,
+    classify,
+    decay_weight,
+    dr_compliance,
+    error_budget,
+    findings,
+    month_label,
+    mttr,
+    mttr_by,
+    pass_rate,
+    pass_rate_by,
+    resilience_score,
+    select_runs,
+    summary_counts,
+    trend,
+    week_label,
+)
+from gameday.model import CellObjectives, CriterionResult, RunRecord, Verdict
+
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # a Monday, 02:00 UTC
+HALT_REASON = "halt: error rate above 50% for 5 s"
+OBJ = CellObjectives(tier=1, tenants=("acme",), availability_slo=99.95, p95_latency_slo_ms=300.0,
+                     rto_s=30.0, rpo_s=60.0)
+
+
+def run(run_id: str = "r", *, cell: str = "eu-1", kind: str = "pod-kill", verdict: Verdict | None = "passed",
+        started: datetime = T0, reason: str | None = None, objectives: CellObjectives | None = OBJ,
+        criteria: tuple[CriterionResult, ...] = (), **figures: Any) -> RunRecord:
+    return RunRecord(run_id=run_id, experiment=kind, experiment_path=f"experiments/{kind}.yaml", kind=kind,
+                     cell=cell, target="local", started_utc=started,
+                     status="running" if verdict is None else "completed", verdict=verdict, reason=reason,
+                     figures=dict(figures), criteria=list(criteria), objectives=objectives)
+
+
+def missed(name: str, expected: str = "x <= 1", actual: str = "2") -> CriterionResult:
+    return CriterionResult(name, expected, actual, False)
+
+
+def met(name: str) -> CriterionResult:
+    return CriterionResult(name, "x <= 1", "0.5", True)
+
+
+# -- classification --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("verdict", "reason", "expected"), [
+    ("passed", "every criterion met", "evidence"),
+    ("failed", "missed: recovery (70)", "evidence"),
+    ("not_recovered", "the cell did not recover within the recovery timeout", "evidence"),
+    ("aborted", HALT_REASON, "evidence"),
+    ("aborted", "operator: interrupted", "inconclusive"),
+    ("aborted", "window_end", "inconclusive"),
+    ("aborted", "worker_died: exit -9", "inconclusive"),
+    ("aborted", None, "inconclusive"),
+    ("skipped", "freeze window", "skipped"),
+    (None, None, "running"),
+])
+def test_classify(verdict: Verdict | None, reason: str | None, expected: str) -> None:
+    assert classify(run(verdict=verdict, reason=reason)) == expected
+
+
+# -- no runs, only skipped runs --------------------------------------------------------------
+
+
+def test_no_runs_at_all_gives_empty_results() -> None:
+    now = T0
+    assert mttr([]) == Mttr(0, 0, None, None, None)
+    assert mttr_by([], "cell") == ()
+    assert mttr_by([], "week") == ()
+    assert pass_rate([]) == PassRate(0, 0, None)
+    assert pass_rate_by([]) == {}
+    t = trend([], now, timedelta(days=7))
+    assert (t.current.mttr.mean_s, t.current.pass_rate.rate, t.mttr_change_s, t.pass_rate_change) \
+        == (None, None, None, None)
+    assert dr_compliance([]) == ()
+    assert error_budget([]) == ()
+    score = resilience_score([], now)
+    assert (score.fleet, score.cells) == (None, ())
+    assert findings([]) == ()
+    assert select_runs([]) == ()
+    assert summary_counts([]) == SummaryCounts(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def test_only_skipped_runs_are_no_evidence() -> None:
+    runs = [run(f"s{i}", verdict="skipped", reason="freeze window", kind=kind, downtime_s=60.0,
+                recovery_s=5.0) for i, kind in enumerate(KINDS)]
+    assert mttr(runs) == Mttr(0, 0, None, None, None)
+    assert mttr_by(runs, "kind") == ()
+    assert pass_rate(runs) == PassRate(0, 0, None)
+    assert pass_rate_by(runs) == {}
+    assert dr_compliance(runs) == ()
+    assert error_budget(runs) == ()  # skipped runs never consume budget
+    assert findings(runs) == ()
+    # the cell is known but nothing in it is proven: every kind scores 0
+    score = resilience_score(runs, T0 + timedelta(hours=1))
+    assert score.fleet == 0.0
+    assert [(c.cell, c.score, [k.runs for k in c.kinds]) for c in score.cells] \
+        == [("eu-1", 0.0, [0, 0, 0, 0])]
+    assert summary_counts(runs).skipped == 4
+
+
+# -- MTTR ------------------------------------------------------------------------------------
+
+
+def test_mttr_over_evidence_runs() -> None:
+    runs = [
+        run("no-impact", recovery_s=0.0),  # no breach at all: recovery 0, averaged as 0
+        run("a", verdict="failed", recovery_s=10.0),
+        run("b", recovery_s=20.0),
+        run("c", verdict="aborted", reason=HALT_REASON, recovery_s=50),  # halted, recovered after revert
+        run("never", verdict="not_recovered", recovery_s=None),
+        run("halted", verdict="aborted", reason=HALT_REASON),  # no recovery_s at all
+        run("not-injected", verdict="failed", reason="no fault was injected", recovery_s=None),
+        run("operator", verdict="aborted", reason="operator: interrupted", recovery_s=1000.0),
+        run("skipped", verdict="skipped", recovery_s=1000.0),
+        run("running", verdict=None, recovery_s=1000.0),
+    ]
+    # values 0, 10, 20, 50: mean 80 / 4 = 20; median (10 + 20) / 2 = 15;
+    # p90: rank 3 * 0.9 = 2.7 -> 20 + 0.7 * (50 - 20) = 41
+    # not recovered: "never" and "halted"; "not-injected" had nothing to recover from
+    result = mttr(runs)
+    assert (result.runs, result.not_recovered, result.mean_s, result.median_s) == (4, 2, 20.0, 15.0)
+    assert result.p90_s == pytest.approx(41.0)
+    assert all(isinstance(v, float) for v in (result.mean_s, result.median_s))
+
+
+def test_mttr_of_one_run_with_no_impact_is_zero() -> None:
+    assert mttr([run(recovery_s=0.0)]) == Mttr(1, 0, 0.0, 0.0, 0.0)
+
+
+def test_mttr_when_nothing_recovered() -> None:
+    assert mttr([run(verdict="not_recovered")]) == Mttr(0, 1, None, None, None)
+
+
+def test_mttr_by_cell_kind_and_week_sorted_by_label() -> None:
+    runs = [
+        run("1", cell="us-1", kind="latency", recovery_s=4.0, started=T0),  # 2026-W10
+        run("2", cell="eu-1", kind="pod-kill", recovery_s=2.0, started=T0 + timedelta(days=7)),  # W11
+        run("3", cell="eu-1", kind="latency", recovery_s=6.0, started=T0 + timedelta(days=8)),  # W11
+        run("4", cell="ap-1", verdict="skipped", recovery_s=99.0),  # no evidence: no group
+    ]
+    (eu, eu_mttr), (us, us_mttr) = mttr_by(runs, "cell")
+    assert (eu, eu_mttr.runs, eu_mttr.mean_s, eu_mttr.median_s) == ("eu-1", 2, 4.0, 4.0)  # (2 + 6) / 2
+    assert eu_mttr.p90_s == pytest.approx(5.6)  # rank 0.9: 2 + 0.9 * (6 - 2)
+    assert (us, us_mttr) == ("us-1", Mttr(1, 0, 4.0, 4.0, 4.0))
+    assert [(label, m.mean_s) for label, m in mttr_by(runs, "kind")] == [("latency", 5.0), ("pod-kill", 2.0)]
+    assert [(label, m.runs) for label, m in mttr_by(runs, "week")] == [("2026-W10", 1), ("2026-W11", 2)]
+    with pytest.raises(ValueError, match="unknown grouping"):
+        mttr_by(runs, "tenant")  # type: ignore[arg-type]
+
+
+# -- weeks and months: UTC, ISO years --------------------------------------------------------
+
+
+def test_weeks_and_months_are_utc_across_a_dst_change() -> None:
+    # Europe moves to summer time at 01:00 UTC on 2026-03-29; both runs stay in the same UTC week
+    before = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # Saturday
+    after = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # Sunday, after the change
+    assert before.isocalendar()[:2] == after.isocalendar()[:2] == (2026, 13)
+    assert week_label(before) == week_label(after) == "2026-W13"
+    assert month_label(before) == month_label(after) == "2026-03"
+    # 01:30 on 1 April in Berlin (UTC+2) is still March in UTC
+    berlin = datetime(2026, 4, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert month_label(berlin) == "2026-03"
+    assert week_label(datetime(2026, 3, 30, 1, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-W13"
+    runs = [run("a", started=before, recovery_s=10.0), run("b", started=after, recovery_s=20.0)]
+    assert [(label, m.runs) for label, m in mttr_by(runs, "week")] == [("2026-W13", 2)]
+
+
+def test_iso_year_at_the_turn_of_the_year() -> None:
+    assert datetime(2026, 12, 31).isocalendar()[:2] == (2026, 53)
+    assert datetime(2027, 1, 1).isocalendar()[:2] == (2026, 53)
+    assert week_label(datetime(2026, 12, 31, 12, tzinfo=UTC)) == "2026-W53"
+    assert week_label(datetime(2027, 1, 1, 12, tzinfo=UTC)) == "2026-W53"
+    assert week_label(datetime(2027, 1, 4, tzinfo=UTC)) == "2027-W01"
+    assert week_label(datetime(2026, 1, 5, tzinfo=UTC)) == "2026-W02"  # zero-padded
+    assert month_label(datetime(2027, 1, 1, tzinfo=UTC)) == "2027-01"
+
+
+def test_naive_datetimes_are_taken_as_utc() -> None:
+    assert week_label(datetime(2026, 3, 29, 23, 30)) == "2026-W13"
+    assert month_label(datetime(2026, 3, 31, 23, 30)) == "2026-03"
+
+
+# -- pass rate -------------------------------------------------------------------------------
+
+
+def test_pass_rate_counts_only_evidence() -> None:
+    runs = [
+        run("p1"), run("p2"),
+        run("f", verdict="failed"),
+        run("nr", verdict="not_recovered"),  # lowers the rate
+        run("h", verdict="aborted", reason=HALT_REASON),
+        run("op", verdict="aborted", reason="operator: stop"),
+        run("s", verdict="skipped"),
+        run("run", verdict=None),
+    ]
+    assert pass_rate(runs) == PassRate(evidence=5, passed=2, rate=0.4)  # 2 / 5
+
+
+def test_pass_rate_by_cell_and_kind_for_a_heat_map() -> None:
+    runs = [
+        run("1", cell="eu-1", kind="pod-kill"),
+        run("2", cell="eu-1", kind="pod-kill", verdict="failed"),
+        run("3", cell="eu-1", kind="latency", verdict="not_recovered"),
+        run("4", cell="us-1", kind="pod-kill"),
+        run("5", cell="us-1", kind="latency", verdict="aborted", reason="window_end"),  # inconclusive
+    ]
+    by_pair = pass_rate_by(runs)
+    assert list(by_pair) == [("eu-1", "latency"), ("eu-1", "pod-kill"), ("us-1", "pod-kill")]
+    assert by_pair[("eu-1", "pod-kill")] == PassRate(2, 1, 0.5)
+    assert by_pair[("eu-1", "latency")] == PassRate(1, 0, 0.0)
+    assert by_pair[("us-1", "pod-kill")] == PassRate(1, 1, 1.0)
+    by_cell = pass_rate_by(runs, ("cell",))
+    assert by_cell == {("eu-1",): PassRate(3, 1, 1 / 3), ("us-1",): PassRate(1, 1, 1.0)}
+
+
+# -- trend -----------------------------------------------------------------------------------
+
+
+def test_trend_with_an_empty_previous_period() -> None:
+    now = T0 + timedelta(days=14)
+    runs = [
+        run("edge", started=now - timedelta(days=7), recovery_s=10.0),  # start of current: included
+        run("f", started=now - timedelta(hours=1), verdict="failed", recovery_s=20.0),
+        run("at-now", started=now, verdict="not_recovered"),  # the period ends before now
+    ]
+    t = trend(runs, now, timedelta(days=7))
+    assert (t.current.start, t.current.end) == (now - timedelta(days=7), now)
+    assert (t.previous.start, t.previous.end) == (now - timedelta(days=14), now - timedelta(days=7))
+    assert t.current.mttr.mean_s == 15.0  # (10 + 20) / 2
+    assert t.current.pass_rate == PassRate(2, 1, 0.5)
+    assert t.previous.mttr == Mttr(0, 0, None, None, None)
+    assert t.previous.pass_rate == PassRate(0, 0, None)
+    assert (t.mttr_change_s, t.pass_rate_change) == (None, None)
+
+
+def test_trend_change_is_current_minus_previous() -> None:
+    now = T0 + timedelta(days=14)
+    runs = [
+        run("p1", started=T0, recovery_s=30.0),  # previous period starts at now - 14 d = T0
+        run("p2", started=T0 + timedelta(days=3), recovery_s=40.0),
+        run("c1", started=T0 + timedelta(days=8), recovery_s=10.0),
+        run("c2", started=T0 + timedelta(days=9), verdict="failed", recovery_s=20.0),
+        run("old", started=T0 - timedelta(seconds=1), verdict="not_recovered"),  # before both periods
+    ]
+    t = trend(runs, now, timedelta(days=7))
+    # MTTR: (10 + 20) / 2 - (30 + 40) / 2 = 15 - 35 = -20; pass rate: 1/2 - 2/2 = -0.5
+    assert t.mttr_change_s == -20.0
+    assert t.pass_rate_change == -0.5
+    with pytest.raises(ValueError, match="positive"):
+        trend(runs, now, timedelta(0))
+
+
+# -- DR compliance ---------------------------------------------------------------------------
+
+
+def test_dr_compliance_judges_each_run_by_its_own_objectives() -> None:
+    newer = CellObjectives(tier=1, tenants=("acme",), availability_slo=99.95, p95_latency_slo_ms=300.0,
+                           rto_s=25.0, rpo_s=60.0)
+    fo = "db-failover"
+    runs = [
+        run("a", kind=fo, started=T0, rto_s=12.5, rpo_s=0.0, rpo_rows=0),  # RTO ok, RPO ok
+        run("b", kind=fo, started=T0 + timedelta(hours=1), verdict="failed",
+            rto_s=45.0, rpo_s=2.0, rpo_rows=3),  # RTO 45 > 30 missed, RPO ok
+        run("c", kind=fo, started=T0 + timedelta(hours=2), verdict="not_recovered",
+            rto_s=None, rpo_s=None, rpo_rows=None),  # never took a write again: neither
+        run("d", kind=fo, started=T0 + timedelta(hours=3), verdict="aborted", reason=HALT_REASON,
+            objectives=newer, rto_s=20.0, rpo_s=90.0, rpo_rows=7),  # RTO 20 <= 25 ok, RPO 90 > 60 missed
+        run("skip", kind=fo, verdict="skipped", rto_s=999.0),
+        run("op", kind=fo, verdict="aborted", reason="operator: stop", rto_s=999.0),
+        run("no-obj", kind=fo, objectives=None, rto_s=999.0),
+        run("pod", kind="pod-kill", rto_s=999.0),
+    ]
+    assert dr_compliance(runs) == (DrCompliance(
+        cell="eu-1", runs=4, rto_compliant=2, rpo_compliant=2, rto_pct=50.0, rpo_pct=50.0,  # 2 of 4
+        worst_rto_s=45.0, max_rpo_rows=7, rto_objective_s=25.0, rpo_objective_s=60.0),)  # from "d"
+
+
+def test_dr_compliance_with_no_rto_at_all() -> None:
+    runs = [run("x", cell="us-1", kind="db-failover", verdict="not_recovered", rpo_s=0.0, rpo_rows=0),
+            run("y", cell="eu-1", kind="db-failover", rto_s=5.0, rpo_s=0.5, rpo_rows=1)]
+    us, = (c for c in dr_compliance(runs) if c.cell == "us-1")
+    assert (us.rto_compliant, us.rto_pct, us.worst_rto_s) == (0, 0.0, None)
+    assert (us.rpo_compliant, us.rpo_pct, us.max_rpo_rows) == (1, 100.0, 0)
+    assert [c.cell for c in dr_compliance(runs)] == ["eu-1", "us-1"]
+
+
+# -- error budget ----------------------------------------------------------------------------
+
+
+def test_error_budget_of_99_95_percent_is_21_9_minutes() -> None:
+    assert MONTH_MINUTES == 43830.0  # 365.25 * 24 * 60 / 12
+    looser = CellObjectives(tier=2, tenants=(), availability_slo=99.9, p95_latency_slo_ms=300.0,
+                            rto_s=900.0, rpo_s=300.0)
+    runs = [
+        run("a", started=T0, objectives=looser, downtime_s=60.0),
+        run("b", started=T0 + timedelta(days=1), verdict="failed", downtime_s=120.0),
+        run("c", started=T0 + timedelta(days=2), downtime_s=None),  # counts 0
+        run("d", started=T0 + timedelta(days=3)),  # no downtime figure: counts 0
+        run("e", started=T0 + timedelta(days=4), verdict="aborted", reason="operator: stop", downtime_s=30.0),
+        run("f", started=T0 + timedelta(days=5), verdict="skipped", downtime_s=600.0),  # never counts
+        run("lab", cell="lab", objectives=None, downtime_s=600.0),  # no objectives: left out
+    ]
+    # consumed (60 + 120 + 0 + 0 + 30) / 60 = 3.5 min; the newest run with objectives ("e") has 99.95 %:
+    # budget (1 - 0.9995) * 43830 = 21.915 min; pct 100 * 3.5 / 21.915 = 15.9708...
+    budget, = error_budget(runs)
+    assert (budget.cell, budget.month) == ("eu-1", "2026-03")
+    assert budget.consumed_min == 3.5
+    assert budget.budget_min == pytest.approx(21.915)
+    assert budget.pct == pytest.approx(15.97079626)
+
+
+def test_error_budget_per_utc_month_across_a_dst_change() -> None:
+    runs = [
+        run("mar", started=datetime(2026, 3, 31, 23, 30, tzinfo=UTC), downtime_s=60.0),
+        # 01:45 on 1 April in Berlin (UTC+2) is 23:45 on 31 March in UTC: still March
+        run("mar2", started=datetime(2026, 4, 1, 1, 45, tzinfo=timezone(timedelta(hours=2))),
+            downtime_s=60.0),
+        run("apr", started=datetime(2026, 4, 1, 0, 0, tzinfo=UTC), downtime_s=6.0),
+        run("us", cell="us-1", started=datetime(2026, 3, 29, 1, 30, tzinfo=UTC), downtime_s=0.0),
+    ]
+    assert [(b.cell, b.month, b.consumed_min) for b in error_budget(runs)] == [
+        ("eu-1", "2026-03", 2.0),  # (60 + 60) / 60
+        ("eu-1", "2026-04", 0.1),  # 6 / 60
+        ("us-1", "2026-03", 0.0),
+    ]
+
+
+def test_error_budget_leaves_out_a_100_percent_slo() -> None:
+    perfect = CellObjectives(tier=1, tenants=(), availability_slo=100.0, p95_latency_slo_ms=300.0,
+                             rto_s=30.0, rpo_s=0.0)
+    runs = [run("a", objectives=perfect, downtime_s=6.0),
+            run("b", cell="us-1", downtime_s=6.0)]
+    # us-1: 6 s = 0.1 min of 21.915 min; eu-1 has no budget to consume
+    budget, = error_budget(runs)
+    assert (budget.cell, budget.consumed_min) == ("us-1", 0.1)
+    assert budget.pct == pytest.approx(100 * 0.1 / 21.915)
+
+
+# -- resilience score ------------------------------------------------------------------------
+
+
+def test_decay_weight_halves_every_30_days() -> None:
+    assert decay_weight(0) == 1.0
+    assert decay_weight(30) == 0.5
+    assert decay_weight(60) == 0.25
+    assert decay_weight(15) == pytest.approx(2 ** -0.5)
+
+
+def test_resilience_score_per_cell_and_fleet() -> None:
+    now = T0 + timedelta(days=60)
+    tier3 = CellObjectives(tier=3, tenants=(), availability_slo=99.5, p95_latency_slo_ms=500.0,
+                           rto_s=900.0, rpo_s=300.0)
+    runs = [
+        # eu-1, tier 1
+        run("pk-new", kind="pod-kill", started=now),  # not before now: left out
+        run("pk1", kind="pod-kill", started=now - timedelta(hours=24)),  # weight 1 relative to newest
+        run("pk2", kind="pod-kill", started=now - timedelta(hours=24, days=30), verdict="not_recovered"),
+        run("lat", kind="latency", started=now - timedelta(days=10), verdict="failed"),
+        run("cpu", kind="cpu-stress", started=now - timedelta(days=1), verdict="aborted", reason=HALT_REASON),
+        run("cpu-op", kind="cpu-stress", started=now - timedelta(days=1), verdict="aborted",
+            reason="operator: stop"),  # inconclusive: does not count
+        run("future", kind="db-failover", started=now + timedelta(hours=1)),  # after now: left out
+        # us-1, tier 3: every kind passed, once each, long ago
+        *[run(f"us-{k}", cell="us-1", kind=k, objectives=tier3, started=now - timedelta(days=400))
+          for k in KINDS],
+        # ap-1: skipped only, no objectives: tier 2, untested
+        run("ap", cell="ap-1", verdict="skipped", objectives=None, started=now - timedelta(days=2)),
+    ]
+    score = resilience_score(runs, now)
+    ap, eu, us = score.cells
+    # eu-1: pod-kill, ages 1 and 31 days: weights 0.5 ** (1/30) = 0.97716 and 0.5 ** (31/30) =
+    # 0.48858, (0.97716 * 1.0 + 0.48858 * 0.0) / (0.97716 + 0.48858) = 2/3 (the weights sum above 1);
+    # latency, 10 days: 0.5 ** (1/3) * 0.5 / max(0.7937, 1) = 0.39685; cpu-stress (halted) 0;
+    # db-failover 0 (untested)
+    # cell score 100 * (2/3 + 0.39685 + 0 + 0) / 4 = 26.5879
+    assert [(k.kind, k.runs) for k in eu.kinds] == [("pod-kill", 2), ("latency", 1), ("cpu-stress", 1),
+                                                     ("db-failover", 0)]
+    assert [k.score for k in eu.kinds] == pytest.approx([2 / 3, 0.5 ** (1 / 3) * 0.5, 0.0, 0.0])
+    assert eu.kinds[0].newest_utc == now - timedelta(hours=24)
+    assert eu.kinds[3].newest_utc is None
+    assert eu.tier == 1
+    assert eu.score == pytest.approx(100 * (2 / 3 + 0.5 ** (1 / 3) * 0.5) / 4)
+    # us-1: four passes 400 days old: 0.5 ** (400/30) = 0.0000973 each; stale evidence fades
+    assert us.tier == 3 and us.score == pytest.approx(100 * 0.5 ** (400 / 30))
+    assert (ap.cell, ap.tier, ap.score) == ("ap-1", 2, 0.0)
+    # fleet (3 * eu + 1 * us + 2 * 0) / (3 + 1 + 2)
+    assert score.fleet == pytest.approx((3 * eu.score + us.score) / 6)
+    assert score.fleet == pytest.approx(13.2956, abs=1e-4)
+
+
+def test_resilience_score_of_one_cell_only() -> None:
+    now = T0 + timedelta(days=1)
+    runs = [run("a", kind="pod-kill"), run("b", kind="latency"), run("c", kind="db-failover"),
+            run("d", kind="cpu-stress", verdict="not_recovered")]  # scores 0
+    score = resilience_score(runs, now)
+    # each pass is 1 day old: 0.5 ** (1/30) = 0.97716; 100 * (3 * 0.97716 + 0) / 4 = 73.287;
+    # one cell: the fleet is that cell whatever its tier
+    assert [c.cell for c in score.cells] == ["eu-1"]
+    assert score.cells[0].score == pytest.approx(75 * 0.5 ** (1 / 30))
+    assert score.fleet == score.cells[0].score
+
+
+def test_resilience_score_survives_very_old_runs() -> None:
+    # 0.5 ** (100000 / 30) underflows to 0: no division by zero, the evidence has faded to nothing
+    now = T0
+    runs = [run("a", started=now - timedelta(days=100_000)), run("b", started=now - timedelta(days=100_001))]
+    assert resilience_score(runs, now).cells[0].kinds[0].score == 0.0
+
+
+def test_score_formula_is_plain_text_of_a_few_sentences() -> None:
+    assert 2 <= SCORE_FORMULA.count(". ") + 1 <= 4
+    assert "30 days" in SCORE_FORMULA and "tier" in SCORE_FORMULA
+
+
+# -- findings --------------------------------------------------------------------------------
+
+
+def test_findings_newest_first_with_run_level_findings() -> None:
+    runs = [
+        run("passed", started=T0 + timedelta(hours=5), criteria=(met("recovery"),)),
+        run("op", started=T0 + timedelta(hours=4), verdict="aborted", reason="operator: stop",
+            criteria=(missed("recovery"),)),  # inconclusive: no finding
+        run("failed", started=T0 + timedelta(hours=3), verdict="failed", reason="missed: A (2)",
+            criteria=(met("B"), missed("A", "recovery_s <= 60", "75.2"))),
+        run("nr", started=T0 + timedelta(hours=2), verdict="not_recovered",
+            reason="the cell did not recover within the recovery timeout", criteria=(missed("C"),)),
+        run("halt", kind="latency", started=T0 + timedelta(hours=1), verdict="aborted", reason=HALT_REASON),
+    ]
+    found = findings(runs)
+    assert [(f.run_id, f.criterion) for f in found] == [
+        ("failed", "A"), ("nr", NOT_RECOVERED_CRITERION), ("nr", "C"), ("halt", HALT_CRITERION)]
+    assert found[0] == Finding(T0 + timedelta(hours=3), "failed", "eu-1", "pod-kill", "failed", "A",
+                               "recovery_s <= 60", "75.2")
+    assert found[1].actual == "the cell did not recover within the recovery timeout"
+    assert (found[3].verdict, found[3].kind, found[3].actual) == ("aborted", "latency", HALT_REASON)
+    assert findings(runs, limit=2) == found[:2]
+    assert findings(runs, limit=0) == ()
+
+
+# -- selection and counts --------------------------------------------------------------------
+
+
+def test_select_runs_by_time_and_cell() -> None:
+    runs = [run("a", started=T0), run("b", started=T0 + timedelta(days=1)),
+            run("c", cell="us-1", started=T0 + timedelta(days=2))]
+    assert select_runs(runs) == tuple(runs)
+    assert [r.run_id for r in select_runs(runs, since=T0 + timedelta(days=1))] == ["b", "c"]
+    assert [r.run_id for r in select_runs(runs, until=T0 + timedelta(days=1))] == ["a"]  # until exclusive
+    assert [r.run_id for r in select_runs(runs, cells={"us-1"})] == ["c"]
+    assert select_runs(runs, cells=[]) == ()
+
+
+def test_summary_counts_by_class_and_verdict() -> None:
+    runs = [run("p"), run("f", verdict="failed"), run("n", verdict="not_recovered"),
+            run("h", verdict="aborted", reason=HALT_REASON), run("o", verdict="aborted", reason="window_end"),
+            run("s", verdict="skipped"), run("r", verdict=None)]
+    assert summary_counts(runs) == SummaryCounts(total=7, evidence=4, inconclusive=1, skipped=1, running=1,
+                                                 passed=1, failed=1, not_recovered=1, aborted=2, halted=1)
+
+
+def test_results_are_plain_json_values() -> None:
+    runs = [run("a", recovery_s=3, downtime_s=6, kind="db-failover", rto_s=2, rpo_s=0, rpo_rows=0)]
+    now = T0 + timedelta(days=1)
+    results = (mttr(runs), dr_compliance(runs)[0], error_budget(runs)[0], summary_counts(runs))
+    text = json.dumps([asdict(r) for r in results])
+    assert '"mean_s": 3.0' in text and '"worst_rto_s": 2.0' in text
+    score = resilience_score(runs, now)
+    json.dumps(asdict(score), default=str)
+    assert type(score.fleet) is float
