@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: install lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=12
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit

@@ -55,9 +55,14 @@ def gameday_run(path: Path, cells: Path, store: str) -> tuple[float, dict[str, A
          "--stability-window", str(OVERRIDES["stability_window_s"])],
         capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.monotonic() - started
-    if result.returncode != 0:
+    # Exit 1 is a verdict (a missed criterion at the benchmark's short stability window), not
+    # a broken run: its overhead counts all the same.
+    if result.returncode not in (0, 1):
         raise SystemExit(f"gameday run failed:\n{result.stdout}\n{result.stderr}")
-    return wall, json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
+    if out["verdict"] != "passed":
+        print(f"note: {path.name} {out['verdict']}: {out['reason']}", file=sys.stderr)
+    return wall, out
 
 
 def engine_overhead(path: Path, wall: float, out: dict[str, Any], store: str) -> float:
@@ -76,7 +81,7 @@ def chaos_run(path: Path, cells: Path, store: str, work: Path) -> float:
          "--var", f"gameday_cells_file={cells}", "--var", f"gameday_store={store}", str(path)],
         capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.monotonic() - started
-    if result.returncode != 0:
+    if result.returncode not in (0, 1):  # 1: the hypothesis deviated, the run still ran
         raise SystemExit(f"chaos run failed:\n{result.stdout}\n{result.stderr}")
     return wall - pauses(path)
 

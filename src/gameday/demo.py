@@ -1,6 +1,7 @@
-"""The main job on the embedded default: a sandbox cell, the four experiments of the weekly
-rotation run through the engine in one chaos window, each measured from outside and checked
-against the sandbox's own ground truth, the sandbox taken down, then the window report and the
+"""The main job on the embedded default: a sandbox of two cells and the scheduler's four-week
+rotation compressed into minutes: each "week" a short chaos window (one cell at a time, every
+gate evaluated before every run), each run measured from outside and checked against the
+sandbox's own ground truth; then the sandbox taken down and the window reports and the
 resilience report rendered."""
 
 from __future__ import annotations
@@ -13,22 +14,29 @@ from pathlib import Path
 
 import yaml
 
-from gameday.engine.runner import ProgressSink, RunRequest, run_experiment
-from gameday.engine.windows import close_window, open_window
+from gameday.config.schedule import load_schedule
+from gameday.engine.runner import ProgressSink
 from gameday.model import RunRecord
 from gameday.reporting.render import write_report
-from gameday.reporting.reports import default_folder, resilience_report, window_report
+from gameday.reporting.reports import default_folder, resilience_report
 from gameday.sandbox import manager
 from gameday.sandbox.events import read_events
 from gameday.sandbox.ground_truth import service_restored_s
 from gameday.sandbox.state import SandboxLayout
+from gameday.scheduler.notify import Notifier
+from gameday.scheduler.plan import PlannedWindow
+from gameday.scheduler.window import WindowRunner
 from gameday.store import Store, resolve_store_url
 
 ROTATION = ("pod-kill", "latency", "cpu-stress", "db-failover")
+CELLS = ("cell-1", "cell-2")
+# A compressed week's window: room for two cells' runs (about 30 s each), with a margin.
+WINDOW = timedelta(minutes=4)
 
 
 @dataclass(frozen=True)
 class DemoRun:
+    week: int
     record: RunRecord
     ground_truth_s: float | None  # when the sandbox says the cause of impact was gone
 
@@ -36,65 +44,91 @@ class DemoRun:
 @dataclass(frozen=True)
 class DemoResult:
     runs: list[DemoRun]
-    window_id: str
+    window_ids: list[str]
     reports: list[Path] = field(default_factory=list)  # index.html of each rendered report
 
 
 def write_demo_cells(state_dir: Path) -> Path:
     """A cells file for the demo's own sandbox, with the seeds' objectives."""
     path = state_dir / "cells.yaml"
-    cell = {"name": "cell-1", "target": "local", "tier": 1,
-            "tenants": ["acme-bank", "globex-payments"],
-            "local": {"state_dir": str(state_dir.resolve()), "sandbox_cell": "cell-1"},
-            "slo": {"availability": 99.95, "p95_latency_ms": 250},
-            "dr": {"rto_s": 900, "rpo_s": 60}}
-    path.write_text(yaml.safe_dump({"schema_version": 1, "cells": [cell]}), encoding="utf-8")
+    cells = [{"name": name, "target": "local", "tier": tier, "tenants": tenants,
+              "local": {"state_dir": str(state_dir.resolve()), "sandbox_cell": name},
+              "slo": {"availability": 99.95, "p95_latency_ms": 250},
+              "dr": {"rto_s": 900, "rpo_s": 60 if tier == 1 else 300}}
+             for name, tier, tenants in (("cell-1", 1, ["acme-bank", "globex-payments"]),
+                                         ("cell-2", 2, ["initech-bank"]))][:len(CELLS)]
+    path.write_text(yaml.safe_dump({"schema_version": 1, "cells": cells}), encoding="utf-8")
     return path
+
+
+def write_demo_schedule(state_dir: Path, experiments: Path, cells_file: Path) -> Path:
+    """The weekly schedule of the seeds, for the demo's cells; cell-2 (tier 2, no standby
+    worth failing over in the story) is excluded from database failover, which shows a skip."""
+    path = state_dir / "schedule.yaml"
+    doc = {
+        "schema_version": 1, "name": "demo-rotation", "timezone": "UTC",
+        "windows": [{"days": ["saturday"], "start": "02:00", "duration_minutes": 120}],
+        "rotation": {"by": "week_of_month", "weeks": dict(enumerate(ROTATION, start=1))},
+        "experiments": {kind: str((experiments / f"{kind}.yaml").resolve()) for kind in ROTATION},
+        "cells": {"file": str(cells_file.resolve()), "order": list(CELLS),
+                  "exclude": {"cell-2": ["db-failover"]}, "min_interval_hours": 0},
+        "freezes": [],
+        "gates": {"error_budget": {"max_consumed_pct": 80, "period_days": 30}},
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def compressed_week(name: str, week: int, experiment: str | None, now: datetime) -> PlannedWindow:
+    return PlannedWindow(window_id=f"{name}-week{week}-{now:%Y%m%dT%H%M%SZ}", start_utc=now,
+                         end_utc=now + WINDOW, start_local=now, timezone="UTC",
+                         week_of_month=week, experiment=experiment)
 
 
 def run_demo(state_dir: Path, experiments: Path, store_url: str | None,
              say: Callable[[str], None], progress: ProgressSink,
              stop: threading.Event, reports_dir: Path | None = None) -> DemoResult:
-    manager.sandbox_up(state_dir, cells=1, replicas=3, progress=say)
-    cells_file = write_demo_cells(state_dir)
-    layout = SandboxLayout(state_dir.resolve())
+    manager.sandbox_up(state_dir, cells=len(CELLS), replicas=3, progress=say)
     url = resolve_store_url(store_url)
-    with Store.open(url) as store:
-        window = open_window(store, "demo rotation", datetime.now(UTC), timedelta(minutes=30),
-                             detail={"cells": ["cell-1"], "experiments": list(ROTATION)})
+    layout = SandboxLayout(state_dir.resolve())
     runs: list[DemoRun] = []
+    window_ids: list[str] = []
+    reports: list[Path] = []
     try:
-        for kind in ROTATION:
+        schedule = load_schedule(write_demo_schedule(state_dir, experiments,
+                                                     write_demo_cells(state_dir)))
+        runner = WindowRunner(schedule, url, stop, Notifier(None), say, progress, reports_dir)
+        for week in range(1, len(ROTATION) + 1):
             if stop.is_set():
                 break
-            say(f"running {kind} against cell-1")
-            record = run_experiment(RunRequest(experiments / f"{kind}.yaml", cell="cell-1",
-                                               cells_file=cells_file, store_url=url,
-                                               window_id=window.window_id),
-                                    progress, stop)
+            planned = compressed_week(schedule.name, week, schedule.rotation.weeks.get(week),
+                                      datetime.now(UTC))
+            say(f"week {week}: {planned.experiment}, one cell at a time")
+            outcome = runner.run(planned)
+            if outcome is None:
+                continue
+            window_ids.append(planned.window_id)
+            if outcome.report is not None:
+                reports.append(outcome.report)
             with Store.open(url) as store:
-                faults = store.ledger_for_run(record.run_id)
-            truth = service_restored_s(read_events(layout.events_file, "cell-1"),
-                                       faults[0].fault_id) if faults else None
-            runs.append(DemoRun(record, truth))
-            say(f"{kind}: {record.verdict} ({record.reason})")
+                for record in outcome.runs:
+                    faults = store.ledger_for_run(record.run_id)
+                    truth = service_restored_s(read_events(layout.events_file, record.cell),
+                                               faults[0].fault_id) if faults else None
+                    runs.append(DemoRun(week, record, truth))
+                    say(f"{record.kind} on {record.cell}: {record.verdict} ({record.reason})")
     finally:
         manager.sandbox_down(state_dir)
-        with Store.open(url) as store:
-            close_window(store, window.window_id, datetime.now(UTC))
-    return DemoResult(runs, window.window_id, render_demo_reports(url, window.window_id,
-                                                                  reports_dir))
+    reports.append(render_resilience(url, reports_dir))
+    return DemoResult(runs, window_ids, reports)
 
 
-def render_demo_reports(store_url: str, window_id: str, reports_dir: Path | None) -> list[Path]:
-    """The window's report and the resilience report over the last 90 days."""
+def render_resilience(store_url: str, reports_dir: Path | None) -> Path:
+    """The resilience report over the last 90 days."""
     now = datetime.now(UTC)
+    folder = default_folder("resilience", f"{now:%Y-%m-%d}")
+    if reports_dir is not None:
+        folder = reports_dir / folder.name
     with Store.open(store_url) as store:
-        contexts = [(window_report(store, window_id, now), default_folder("window", window_id)),
-                    (resilience_report(store, now, now - timedelta(days=90)),
-                     default_folder("resilience", f"{now:%Y-%m-%d}"))]
-    paths = []
-    for context, folder in contexts:
-        target = folder if reports_dir is None else reports_dir / folder.name
-        paths.append(write_report(context, target).html)
-    return paths
+        context = resilience_report(store, now, now - timedelta(days=90))
+    return write_report(context, folder).html

@@ -303,34 +303,38 @@ def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> 
     store = f"sqlite:///{tmp_path / 'gameday.db'}"
     reports = tmp_path / "reports"
     result = run_cli("demo", "--state-dir", str(tmp_path / "demo"), "--store", store,
-                     "--reports-dir", str(reports), timeout=400)
+                     "--reports-dir", str(reports), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Four compressed weeks, two cells one at a time; cell-2 is excluded from failover.
     for kind in ("pod-kill", "latency", "cpu-stress", "db-failover"):
-        assert f"{kind}: passed" in result.stderr
-    # It ends with the window's report and the resilience report, their paths printed.
-    printed = [Path(line.split("report: ", 1)[1].strip()) for line in result.stderr.splitlines()
-               if line.startswith("report: ")]
-    assert [p.parent.name.split("-")[0] for p in printed] == ["window", "resilience"]
-    window = assert_html_shows_report_json(printed[0].parent)
-    resilience = assert_html_shows_report_json(printed[1].parent)
-    assert sorted(r["kind"] for r in window["runs"]) == [
-        "cpu-stress", "db-failover", "latency", "pod-kill"]
-    assert all(r["verdict"] == "passed" for r in window["runs"]) and window["skipped"] == []
-    assert resilience["pass_rate"]["overall"]["rate"] == 1.0
-    # Four passes minutes old, one of each kind: every kind scores ~1 (weights barely decayed).
-    assert resilience["score"]["fleet"] == pytest.approx(100, abs=0.01)
+        assert f"{kind} on cell-1: passed" in result.stderr
+    for kind in ("pod-kill", "latency", "cpu-stress"):
+        assert f"{kind} on cell-2: passed" in result.stderr
+    assert "db-failover on cell-2: skipped (excluded: cell-2 never runs db-failover)" \
+        in result.stderr
     marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
     assert marker["status"] == "down"
+    # It ends with a report per window and the resilience report, their paths printed.
+    printed = [Path(line.split("report: ", 1)[1].strip()) for line in result.stderr.splitlines()
+               if line.startswith("report: ")]
+    assert [p.parent.name.split("-")[0] for p in printed] == ["window"] * 4 + ["resilience"]
+    windows = [assert_html_shows_report_json(p.parent) for p in printed[:4]]
+    assert [sorted(r["cell"] for r in w["runs"]) for w in windows] == [
+        ["cell-1", "cell-2"]] * 3 + [["cell-1"]]
+    assert windows[3]["skipped"][0]["reason"] == "excluded: cell-2 never runs db-failover"
+    resilience = assert_html_shows_report_json(printed[4].parent)
+    assert resilience["pass_rate"]["overall"] == {"evidence": 7, "passed": 7, "rate": 1.0}
     events = [json.loads(line) for line in
               (tmp_path / "demo" / "events.jsonl").read_text().splitlines() if line]
     with Store.open(store) as opened:
-        records = opened.list_runs()
-        assert sorted(r.kind for r in records) == [
-            "cpu-stress", "db-failover", "latency", "pod-kill"]
+        records = [r for r in opened.list_runs() if r.verdict != "skipped"]
+        assert sorted(r.kind for r in records) == sorted(
+            ["cpu-stress", "latency", "pod-kill"] * 2 + ["db-failover"])
         for record in records:
             fault = opened.ledger_for_run(record.run_id)[0]
             impact = record.figures["time_to_impact_s"] is not None
-            truth = service_restored_s(events, fault.fault_id) if impact else 0.0
+            mine = [e for e in events if e.get("cell") in (None, record.cell)]
+            truth = service_restored_s(mine, fault.fault_id) if impact else 0.0
             assert truth is not None
             assert abs(record.figures["recovery_s"] - truth) <= 1 / 10 + 0.1, record
             assert len(opened.samples(record.run_id)) == record.figures["samples"]

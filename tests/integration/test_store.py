@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -380,6 +381,58 @@ def test_windows_round_trip(store: Store) -> None:
     with pytest.raises(StoreError):
         store.update_window("nope", status="closed")
     assert store.get_window("nope") is None
+
+
+def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
+    ttl = timedelta(seconds=15)
+    assert store.lease_acquire("faults", "a", ttl, T0)
+    assert store.lease_acquire("faults", "a", ttl, T0 + timedelta(seconds=5))  # re-entrant
+    assert not store.lease_acquire("faults", "b", ttl, T0 + timedelta(seconds=19))
+    lease = store.lease_get("faults")
+    assert lease is not None and (lease.holder, lease.acquired_utc) == ("a", T0)
+    assert lease.expires_utc == T0 + timedelta(seconds=20)
+    assert store.lease_renew("faults", "a", ttl, T0 + timedelta(seconds=10))
+    assert not store.lease_acquire("faults", "b", ttl, T0 + timedelta(seconds=24))
+    # a's heartbeat stopped: once expired, b takes over, and a learns it lost the lease
+    assert store.lease_acquire("faults", "b", ttl, T0 + timedelta(seconds=26))
+    assert not store.lease_renew("faults", "a", ttl, T0 + timedelta(seconds=27))
+    store.lease_release("faults", "a")  # not a's to release: nothing happens
+    assert store.lease_get("faults").holder == "b"  # type: ignore[union-attr]
+    store.lease_release("faults", "b")
+    assert store.lease_get("faults") is None
+
+
+LEASE_RACE = textwrap.dedent("""
+    import sys, time
+    from datetime import UTC, datetime, timedelta
+    from gameday.store import Store
+    url, me, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with Store.open(url) as store:
+        time.sleep(max(0.0, start - time.time()))
+        print(store.lease_acquire("faults", me, timedelta(seconds=30), datetime.now(UTC)))
+""")
+
+
+def test_processes_racing_for_a_lease_get_one_holder(store_url: str) -> None:
+    Store.open(store_url).close()
+    start = f"{time.time() + 1.5}"
+    procs = [python_script(LEASE_RACE, store_url, f"p{i}", start) for i in range(4)]
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert sorted(o[0].strip() for o in outs) == ["False", "False", "False", "True"]
+
+
+def test_a_window_is_claimed_once_and_state_is_kept(store: Store) -> None:
+    window = WindowRecord("weekly-20260103T0200Z", "weekly", T0)
+    assert store.claim_window(window)
+    assert not store.claim_window(dataclasses.replace(window, name="other"))
+    assert store.get_window(window.window_id) == window
+    assert store.state_get("scheduler:weekly:last_seen") is None
+    store.state_set("scheduler:weekly:last_seen", "2026-01-03T02:00:00+00:00")
+    store.state_set("scheduler:weekly:last_seen", "2026-01-03T02:05:00+00:00")
+    assert store.state_get("scheduler:weekly:last_seen") == "2026-01-03T02:05:00+00:00"
+    with pytest.raises(StoreError):
+        store.state_set("schema_version", "3")
 
 
 def python_script(script: str, *args: str) -> subprocess.Popen[str]:

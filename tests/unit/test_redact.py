@@ -15,3 +15,8 @@ def test_known_values_secret_keys_and_url_passwords_are_masked():
     assert out["steps"][0]["dsn"] == f"host=db password={MASK} user=gd"
     assert out["count"] == 3
     assert "hunter2" not in str(out) and "pa55word" not in str(out) and "topsecret" not in str(out)
+
+
+def test_keys_that_merely_contain_pass_are_not_secrets():
+    assert redact({"passed": 3, "bypass": "x", "password": "p", "db_passwd": "q"}) == {
+        "passed": 3, "bypass": "x", "password": "***", "db_passwd": "***"}

@@ -191,13 +191,13 @@ def classify(run: RunRecord) -> RunClass:
 def week_label(moment: datetime) -> str:
     """ISO week in UTC, e.g. "2026-W03" (ISO year: 2027-01-01 is in "2026-W53")."""
     # UTC on purpose: a DST change in any local zone can then neither split nor merge a week.
-    year, week, _ = _utc(moment).isocalendar()
+    year, week, _ = as_utc(moment).isocalendar()
     return f"{year:04d}-W{week:02d}"
 
 
 def month_label(moment: datetime) -> str:
     """Calendar month in UTC, e.g. "2026-03"."""
-    utc = _utc(moment)
+    utc = as_utc(moment)
     return f"{utc.year:04d}-{utc.month:02d}"
 
 
@@ -216,7 +216,7 @@ def mttr(runs: Iterable[RunRecord]) -> Mttr:
     values: list[float] = []
     unrecovered = 0
     for run in _evidence(runs):
-        recovery = _figure(run, "recovery_s")
+        recovery = figure(run, "recovery_s")
         if recovery is not None:
             values.append(recovery)
         elif run.verdict in ("not_recovered", "aborted"):
@@ -248,7 +248,7 @@ def pass_rate_by(runs: Iterable[RunRecord], keys: Sequence[GroupKey] = ("cell", 
 
 def period_figures(runs: Iterable[RunRecord], start: datetime, end: datetime) -> PeriodFigures:
     """MTTR and pass rate of the runs started in [start, end)."""
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     inside = [run for run in runs if start <= _started(run) < end]
     return PeriodFigures(start, end, mttr(inside), pass_rate(inside))
 
@@ -256,7 +256,7 @@ def period_figures(runs: Iterable[RunRecord], start: datetime, end: datetime) ->
 def trend(runs: Sequence[RunRecord], now: datetime, period: timedelta) -> Trend:
     if period <= timedelta(0):
         raise ValueError(f"trend: period must be positive, got {period}")
-    now = _utc(now)
+    now = as_utc(now)
     current = period_figures(runs, now - period, now)
     previous = period_figures(runs, now - 2 * period, now - period)
     return Trend(current, previous,
@@ -278,10 +278,10 @@ def _cell_compliance(cell: str, runs: Sequence[RunRecord]) -> DrCompliance:
     for run in runs:
         objectives = run.objectives
         assert objectives is not None  # filtered by the caller
-        rto_ok += _within(_figure(run, "rto_s"), objectives.rto_s)
-        rpo_ok += _within(_figure(run, "rpo_s"), objectives.rpo_s)
-    rtos = [v for v in (_figure(run, "rto_s") for run in runs) if v is not None]
-    rows = [int(v) for v in (_figure(run, "rpo_rows") for run in runs) if v is not None]
+        rto_ok += _within(figure(run, "rto_s"), objectives.rto_s)
+        rpo_ok += _within(figure(run, "rpo_s"), objectives.rpo_s)
+    rtos = [v for v in (figure(run, "rto_s") for run in runs) if v is not None]
+    rows = [int(v) for v in (figure(run, "rpo_rows") for run in runs) if v is not None]
     newest = _newest_objectives(runs)
     assert newest is not None
     return DrCompliance(cell=cell, runs=len(runs), rto_compliant=rto_ok, rpo_compliant=rpo_ok,
@@ -304,7 +304,7 @@ def error_budget(runs: Iterable[RunRecord]) -> tuple[ErrorBudget, ...]:
         budget = (1 - objectives.availability_slo / 100) * MONTH_MINUTES
         if budget <= 0:
             continue
-        consumed = sum(_figure(run, "downtime_s") or 0.0 for run in group) / 60
+        consumed = sum(figure(run, "downtime_s") or 0.0 for run in group) / 60
         budgets.append(ErrorBudget(cell, month, consumed, budget, 100 * consumed / budget))
     return tuple(budgets)
 
@@ -319,7 +319,7 @@ def decay_weight(age_days: float) -> float:
 
 def resilience_score(runs: Iterable[RunRecord], now: datetime) -> ResilienceScore:
     """Per cell and for the fleet, from the runs started before ``now`` (see SCORE_FORMULA)."""
-    now = _utc(now)
+    now = as_utc(now)
     past = [run for run in runs if _started(run) < now]
     cells = tuple(_cell_score(cell, group, now) for (cell,), group in _group(past, ("cell",)).items())
     weights = [_tier_weight(cell.tier) for cell in cells]
@@ -385,8 +385,8 @@ def _run_findings(run: RunRecord) -> list[Finding]:
 def select_runs(runs: Iterable[RunRecord], since: datetime | None = None, until: datetime | None = None,
                 cells: Collection[str] | None = None) -> tuple[RunRecord, ...]:
     """Runs started in [since, until) (either bound optional) in the given cells (None: all)."""
-    low = None if since is None else _utc(since)
-    high = None if until is None else _utc(until)
+    low = None if since is None else as_utc(since)
+    high = None if until is None else as_utc(until)
     wanted = None if cells is None else frozenset(cells)
     return tuple(run for run in runs
                  if (low is None or _started(run) >= low) and (high is None or _started(run) < high)
@@ -411,20 +411,20 @@ def summary_counts(runs: Iterable[RunRecord]) -> SummaryCounts:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     # a naive value is taken as UTC, never as the machine's local time
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _started(run: RunRecord) -> datetime:
-    return _utc(run.started_utc)
+    return as_utc(run.started_utc)
 
 
 def _evidence(runs: Iterable[RunRecord]) -> list[RunRecord]:
     return [run for run in runs if classify(run) == "evidence"]
 
 
-def _figure(run: RunRecord, name: str) -> float | None:
+def figure(run: RunRecord, name: str) -> float | None:
     """A numeric figure as a plain float; None when missing, None, not a number or NaN."""
     value = run.figures.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):

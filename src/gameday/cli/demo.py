@@ -25,8 +25,9 @@ from gameday.cli.runs import _fmt, _progress_renderer, store_option
               help="Where the window and resilience reports go (default reports/).")
 def demo(state_dir: Path, experiments: Path, store_url: str | None,
          reports_dir: Path | None) -> None:
-    """Bring a sandbox cell up, run the four experiments of the rotation in one chaos window,
-    print the figures, render the window and resilience reports."""
+    """The rotation of the weekly schedule compressed into minutes on a sandbox of two cells:
+    four short windows, one cell at a time, gates before every run; then the window and
+    resilience reports."""
     from gameday.demo import run_demo
 
     stop = threading.Event()
@@ -41,23 +42,25 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None,
         else:
             result = run_demo(state_dir, experiments, store_url, say, show, stop, reports_dir)
     runs = result.runs
-    table = Table(title="Recovery of cell-1, measured by the runner and by the sandbox itself")
-    for column in ("experiment", "verdict", "impact", "recovery", "ground truth", "RTO",
-                   "RPO rows", "p95 before", "p95 during", "samples"):
+    table = Table(title="The rotation, compressed: measured by the runner and by the sandbox itself")
+    for column in ("week", "cell", "experiment", "verdict", "impact", "recovery", "ground truth",
+                   "RTO", "RPO rows", "p95 before", "p95 during", "samples"):
         table.add_column(column, no_wrap=True)
     for run in runs:
         r, f = run.record, run.record.figures
-        table.add_row(r.kind, r.verdict or "-", _fmt(f.get("time_to_impact_s"), " s"),
-                      _fmt(f.get("recovery_s"), " s"), _fmt(run.ground_truth_s, " s"),
-                      _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")),
-                      _fmt(f.get("p95_ms_baseline"), " ms"), _fmt(f.get("p95_ms_during"), " ms"),
-                      _fmt(f.get("samples")))
+        table.add_row(str(run.week), r.cell, r.kind, r.verdict or "-",
+                      _fmt(f.get("time_to_impact_s"), " s"), _fmt(f.get("recovery_s"), " s"),
+                      _fmt(run.ground_truth_s, " s"), _fmt(f.get("rto_s"), " s"),
+                      _fmt(f.get("rpo_rows")), _fmt(f.get("p95_ms_baseline"), " ms"),
+                      _fmt(f.get("p95_ms_during"), " ms"), _fmt(f.get("samples")))
     progress_console.print(table)
     say("ground truth: when the sandbox saw the cause of impact go (balancer took the killed "
-        "replica out, toxic removed, burner stopped, proxy repointed); 0 when the runner saw no "
-        "impact at all. `gameday runs` lists the stored runs.")
-    say(f"window {result.window_id}: `gameday report window {result.window_id}` renders it again")
+        "replica out, toxic removed, burner stopped, proxy repointed). A recovery of 0 means "
+        "the runner's probes saw no impact at all (e.g. the killed replica was out of rotation "
+        "before a probe reached it). `gameday runs` lists the stored runs.")
     for path in result.reports:
         say(f"report: {path}")
-    if any(r.record.verdict != "passed" for r in runs) or len(runs) < 4:
+    executed = [r for r in runs if r.record.verdict != "skipped"]
+    # Every planned run must run and pass, but the one the schedule excludes on purpose.
+    if any(r.record.verdict != "passed" for r in executed) or len(executed) < 7:
         sys.exit(EXIT_FAILED)

@@ -9,9 +9,11 @@ import click
 
 from gameday import __version__
 from gameday.cli.demo import demo
+from gameday.cli.plan import plan_command
 from gameday.cli.report import report
 from gameday.cli.runs import reconcile_default_store, recover, run, runs, show, validate
 from gameday.cli.sandbox import sandbox
+from gameday.cli.scheduler import scheduler
 from gameday.cli.windows import window
 
 
@@ -33,6 +35,8 @@ cli.add_command(sandbox)
 cli.add_command(demo)
 cli.add_command(window)
 cli.add_command(report)
+cli.add_command(scheduler)
+cli.add_command(plan_command)
 for command in (validate, run, runs, show, recover):
     cli.add_command(command)
 

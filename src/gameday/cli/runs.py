@@ -167,7 +167,8 @@ def print_summary(record: RunRecord, console: Console) -> None:
               help="Override the recovery timeout (s).")
 @click.option("--window", "window_id", help="Record the run in this open chaos window.")
 def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | None,
-        as_json: bool, window_id: str | None, **overrides: float | None) -> None:
+        as_json: bool, window_id: str | None, probe_hz: float | None, baseline_s: float | None,
+        stability_window_s: float | None, recovery_timeout_s: float | None) -> None:
     """Run EXPERIMENT against one cell and measure its recovery.
 
     Exit 0 passed; 1 failed, aborted, not recovered or skipped; 2 invalid input; 3 internal.
@@ -175,7 +176,9 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
     from gameday.engine.runner import RunRequest, run_experiment
 
     request = RunRequest(experiment=experiment, cell=cell, cells_file=cells_file,
-                         store_url=store_url, window_id=window_id, **overrides)
+                         store_url=store_url, probe_hz=probe_hz, baseline_s=baseline_s,
+                         stability_window_s=stability_window_s,
+                         recovery_timeout_s=recovery_timeout_s, window_id=window_id)
     stop = threading.Event()
     # Ctrl-C or SIGTERM: the run halts, reverts within a second, and is still recorded.
     for sig in (signal.SIGINT, signal.SIGTERM):

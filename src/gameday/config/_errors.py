@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gameday.errors import InputError
 
@@ -36,3 +37,22 @@ def yaml_error(exc: yaml.YAMLError, source: str) -> InputError:
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
     return InputError(where, "valid YAML", str(getattr(exc, "problem", exc)),
                       "fix the YAML syntax at that line")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(path: Path, model: type[M], option: str, what: str, fix: str) -> M:
+    """Read the YAML file ``path`` into ``model``: every failure an InputError that says where."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(option, f"a {what} file", f"no file at {path}",
+                         f"pass {option} PATH or create it") from exc
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, source) from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise input_error_from(exc, source, fix) from exc

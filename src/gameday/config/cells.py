@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gameday.config._errors import input_error_from, yaml_error
+from gameday.config._errors import read_model
 from gameday.errors import InputError
 from gameday.model import CellObjectives
 
@@ -162,17 +161,7 @@ def _to_cell(model: CellModel, base: Path, source: str, index: int) -> Cell:
 def load_cells(path: Path = DEFAULT_CELLS_FILE) -> dict[str, Cell]:
     """Every cell of ``path`` by name; relative state dirs resolve against the current dir."""
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("--cells-file", "a cells file", f"no file at {path}",
-                         "pass --cells-file PATH or create schedules/cells.yaml") from exc
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, source) from exc
-    try:
-        model = CellsFileModel.model_validate(raw)
-    except ValidationError as exc:
-        raise input_error_from(exc, source, FIX) from exc
+    model = read_model(path, CellsFileModel, "--cells-file", "cells", FIX)
     cells: dict[str, Cell] = {}
     for index, cell_model in enumerate(model.cells):
         if cell_model.name in cells:

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
-SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|credential|authorization",
+# "passw(or)d", not "pass": a key such as "passed" (a count in a journal) is no secret.
+SECRET_KEYS = re.compile(r"passw(or)?d|passphrase|secret|token|api[_-]?key|credential|authorization",
                          re.IGNORECASE)
 # user:password@ in URLs and password=... in libpq conninfo strings.
 URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):([^@\s]+)@")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,6 +44,9 @@ PREFLIGHT_PROBES = 3
 WORKER_STOP_GRACE_S = 10.0
 # The method itself (pauses included) may not run longer than this past the recovery horizon.
 METHOD_SLACK_S = 120.0
+FAULT_LEASE = "faults"  # held by every run: one cell under fault at a time, across processes
+DEFAULT_LEASE_TTL_S = 15.0
+LEASE_RENEW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class RunRequest:
     stability_window_s: float | None = None
     recovery_timeout_s: float | None = None
     window_id: str | None = None  # the chaos window the run belongs to, if any
+    deadline_utc: datetime | None = None  # the window's end: halt there (reason window_end)
+    lease_holder: str | None = None  # who holds the fault lease for this run (default: the run)
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
 
 
 @dataclass(frozen=True)
@@ -128,9 +134,12 @@ class _Live:
 class RunSupervisor:
     def __init__(self, prepared: Prepared, store: Store, store_url: str, cells_file: Path,
                  progress: ProgressSink, stop: threading.Event, log_dir: Path,
-                 window_id: str | None = None) -> None:
+                 request: RunRequest | None = None) -> None:
         self.p = prepared
-        self.window_id = window_id
+        request = request or RunRequest(prepared.experiment.path)
+        self.window_id = request.window_id
+        self.deadline = request.deadline_utc
+        self.lease_ttl = timedelta(seconds=request.lease_ttl_s)
         self.s = prepared.settings
         self.store = store
         self.store_url = store_url
@@ -139,6 +148,8 @@ class RunSupervisor:
         self.stop = stop
         self.log_dir = log_dir
         self.run_id = new_run_id()
+        self.holder = request.lease_holder or f"run {self.run_id} (pid {os.getpid()})"
+        self.lease_renewed = time.monotonic()
         self.live = _Live(t0=time.monotonic())
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.phase = "preflight"
@@ -190,9 +201,29 @@ class RunSupervisor:
         )
 
     def execute(self) -> RunRecord:
+        if not self.store.lease_acquire(FAULT_LEASE, self.holder, self.lease_ttl,
+                                        datetime.now(UTC)):
+            lease = self.store.lease_get(FAULT_LEASE)
+            held = f"held by {lease.holder} until {lease.expires_utc:%H:%M:%S} UTC" if lease \
+                else "held by another run"
+            return self.skipped(f"lock: the fault lease is {held}; one cell at a time")
+        try:
+            return self._execute()
+        finally:
+            self.store.lease_release(FAULT_LEASE, self.holder)
+
+    def _execute(self) -> RunRecord:
         from gameday.engine.sampler import Sampler
 
+        # A previous holder that died may still be rolling back (its worker reverts on its
+        # parent's death): give it the lease's lifetime before giving up on this run.
         other = self._other_cell_under_fault()
+        patience = time.monotonic() + self.lease_ttl.total_seconds()
+        while other is not None and time.monotonic() < patience and not self.stop.is_set():
+            time.sleep(0.2)
+            self.store.lease_renew(FAULT_LEASE, self.holder, self.lease_ttl, datetime.now(UTC))
+            faults.reconcile(self.store)
+            other = self._other_cell_under_fault()
         if other is not None:
             return self.skipped(f"lock: cell {other} is under fault; one cell at a time")
         problem = self.preflight()
@@ -221,8 +252,7 @@ class RunSupervisor:
         end = time.monotonic() + seconds
         last_flush = time.monotonic()
         while time.monotonic() < end and not self.live.halted:
-            if self.stop.is_set():
-                self._halt("operator: interrupted")
+            self._safety_checks()
             if time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 self.store.add_samples(self.run_id, sampler.take_new())
                 last_flush = time.monotonic()
@@ -276,8 +306,8 @@ class RunSupervisor:
             self._drain()
             now = time.monotonic() - self.live.t0
             samples = sampler.samples()
-            if self.stop.is_set() and not self.live.halted:
-                self._halt("operator: interrupted")
+            if not self.live.halted:
+                self._safety_checks()
             if not self.live.worker_done and worker.poll() is not None:
                 self._drain()
                 self.live.worker_done, self.live.worker_code = True, worker.returncode
@@ -299,6 +329,18 @@ class RunSupervisor:
             if self._done(samples, now, started):
                 return
             time.sleep(LOOP_S)
+
+    def _safety_checks(self) -> None:
+        """Halts that do not depend on the cell: the operator, the window's end, the lease."""
+        if self.stop.is_set():
+            self._halt("operator: interrupted")
+        elif self.deadline is not None and datetime.now(UTC) >= self.deadline:
+            self._halt("window_end")
+        elif time.monotonic() - self.lease_renewed >= LEASE_RENEW_S:
+            self.lease_renewed = time.monotonic()
+            if not self.store.lease_renew(FAULT_LEASE, self.holder, self.lease_ttl,
+                                          datetime.now(UTC)):
+                self._halt("lock: the fault lease was lost (taken over after it expired)")
 
     def _halt_condition(self) -> tuple[float, float]:
         limit = self.s.halt_error_rate_above or self.p.cell.halt_error_rate_above
@@ -431,7 +473,30 @@ def run_experiment(request: RunRequest, progress: ProgressSink, stop: threading.
             open_window_named(store, request.window_id)
         faults.reconcile(store)
         supervisor = RunSupervisor(prepared, store, url, request.cells_file, progress, stop,
-                                   log_dir, request.window_id)
+                                   log_dir, request)
         return supervisor.execute()
     finally:
         store.close()
+
+
+def record_skipped(store_url: str, *, cell: str, cells_file: Path, experiment: Path | None,
+                   kind: str, reason: str, window_id: str | None, now: datetime) -> RunRecord:
+    """Store a run that was not run (a gate blocked it, the window was missed, ...)."""
+    from gameday.config.cells import find_cell, load_cells
+
+    title = kind
+    if experiment is not None:
+        title = load_experiment(experiment).title
+    objectives = None
+    cells = load_cells(cells_file)
+    if cell in cells:
+        objectives = find_cell(cells, cell, str(cells_file)).objectives
+    target = cells[cell].target if cell in cells else "local"
+    record = RunRecord(run_id=new_run_id(), experiment=title,
+                       experiment_path=str(experiment or ""), kind=kind, cell=cell,
+                       target=target, started_utc=now, status="completed", ended_utc=now,
+                       verdict="skipped", reason=reason, window_id=window_id,
+                       objectives=objectives)
+    with Store.open(store_url) as store:
+        store.create_run(record)
+    return record

@@ -9,7 +9,7 @@ InputError for a URL that cannot be used.
 
 from gameday.store._errors import IncompatibleSchemaError, StoreError
 from gameday.store._schema import STORE_SCHEMA_VERSION
-from gameday.store._store import Store
+from gameday.store._store import Lease, Store
 from gameday.store._url import DEFAULT_STORE_URL, STORE_ENV, redact_url, resolve_store_url
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "STORE_ENV",
     "STORE_SCHEMA_VERSION",
     "IncompatibleSchemaError",
+    "Lease",
     "Store",
     "StoreError",
     "redact_url",

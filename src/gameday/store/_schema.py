@@ -82,7 +82,8 @@ def _finite(value: Any) -> Any:
 
 metadata = MetaData()
 
-# Only "schema_version" for now; a key/value table survives later additions unchanged.
+# "schema_version", and small state (a scheduler's last heartbeat): a key/value table survives
+# later additions unchanged.
 meta = Table(
     "meta", metadata,
     Column("key", String(64), primary_key=True),
@@ -161,6 +162,16 @@ windows = Table(
     Column("detail", JSON, nullable=False),
 )
 Index("windows_started_idx", windows.c.started_utc)
+
+# Leases: a named lock with a holder and an expiry, renewed by its holder's heartbeat. The
+# "faults" lease is held by every run: one cell under fault at a time, across processes.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("acquired_utc", UtcDateTime, nullable=False),
+    Column("expires_utc", UtcDateTime, nullable=False),
+)
 
 # No foreign key to runs: the sandbox CLI injects faults outside any run, and a ledger write
 # must never fail for want of a parent row.

@@ -13,14 +13,14 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, get_args
 
 from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from gameday.model.records import (
@@ -66,6 +66,14 @@ def _forget_inherited_connections() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_utc: datetime
+    expires_utc: datetime
 
 
 class Store:
@@ -197,6 +205,22 @@ class Store:
             if result.rowcount == 0:
                 raise StoreError(f"update window {window_id!r}: no such window in {self.url}")
 
+    def claim_window(self, window: WindowRecord) -> bool:
+        """Create ``window`` unless a window with its id exists: True when this call created it.
+
+        Window ids are deterministic (schedule + start), so a claim is how a restarted or a
+        second scheduler learns the window ran already."""
+        values = _columns(window)
+        _check_window_values(values)
+        try:
+            with self._write(f"claim window {window.window_id!r}") as conn:
+                conn.execute(schema.windows.insert().values(values))
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
+
     def get_window(self, window_id: str) -> WindowRecord | None:
         windows = schema.windows
         with self._read(f"read window {window_id!r}") as conn:
@@ -318,6 +342,70 @@ class Store:
         with self._read(what) as conn:
             rows = conn.execute(query).mappings().all()
         return [_fault_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ leases
+
+    def lease_acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take (or renew) lease ``name`` for ``holder`` until now + ttl; False when another
+        holder has it and it has not expired."""
+        leases = schema.leases
+        expires = now + ttl
+        try:
+            with self._write(f"acquire lease {name!r}") as conn:
+                row = conn.execute(select(leases).where(leases.c.name == name)
+                                   .with_for_update()).mappings().first()
+                if row is None:
+                    conn.execute(leases.insert().values(name=name, holder=holder, acquired_utc=now,
+                                                        expires_utc=expires))
+                    return True
+                if row["holder"] != holder and row["expires_utc"] > now:
+                    return False
+                acquired = row["acquired_utc"] if row["holder"] == holder else now
+                conn.execute(leases.update().where(leases.c.name == name).values(
+                    holder=holder, acquired_utc=acquired, expires_utc=expires))
+                return True
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False  # another process inserted it first (PostgreSQL)
+            raise
+
+    def lease_renew(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Extend ``holder``'s lease; False when it is no longer theirs (taken over after it
+        expired): the holder must stop what the lease protects at once."""
+        leases = schema.leases
+        with self._write(f"renew lease {name!r}") as conn:
+            result = conn.execute(leases.update().where(leases.c.name == name)
+                                  .where(leases.c.holder == holder).values(expires_utc=now + ttl))
+            return bool(result.rowcount)
+
+    def lease_release(self, name: str, holder: str) -> None:
+        leases = schema.leases
+        with self._write(f"release lease {name!r}") as conn:
+            conn.execute(leases.delete().where(leases.c.name == name).where(leases.c.holder == holder))
+
+    def lease_get(self, name: str) -> Lease | None:
+        leases = schema.leases
+        with self._read(f"read lease {name!r}") as conn:
+            row = conn.execute(select(leases).where(leases.c.name == name)).mappings().first()
+        return None if row is None else Lease(row["name"], row["holder"], row["acquired_utc"],
+                                              row["expires_utc"])
+
+    # ------------------------------------------------------------------ small state
+
+    def state_get(self, key: str) -> str | None:
+        meta = schema.meta
+        with self._read(f"read state {key!r}") as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def state_set(self, key: str, value: str) -> None:
+        if key == "schema_version":
+            raise StoreError("state_set: schema_version is the store's own")
+        meta = schema.meta
+        with self._write(f"write state {key!r}") as conn:
+            done = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+            if not done.rowcount:
+                conn.execute(meta.insert().values(key=key, value=value))
 
     # ------------------------------------------------------------------ plumbing
 

@@ -1,0 +1,898 @@
+"""Reports benchmark: a year of a 50-cell fleet (a script that prints figures, not a timed test).
+
+    store                 50 cells x 52 weeks x 4 kinds = 10,400 runs (--runs N keeps the newest N),
+                          written with Store.create_run into a fresh SQLite file (and, with
+                          --postgres URL, into a fresh database created on that server and dropped
+                          after). Seeded: figures, verdicts (mostly passed; some failed,
+                          not_recovered, aborted on a "halt:" or by the operator, skipped),
+                          criteria (evaluated by gameday's own criteria code), tier 1-3 objectives
+                          and a Chaos Toolkit journal of the real shape (a few KB) on every executed
+                          run, weekly windows. The 50 runs of the side-by-side also get a timeline
+                          (10 Hz samples), events and a ledger fault, as a real run has. Generation
+                          time is printed apart: it is not part of any figure.
+    resilience report     `gameday report resilience --since 400d --store URL --out DIR` in a fresh
+                          process each time: wall time (median of --repeat, default 5) and that
+                          process's peak RSS: a bare `python -S` wrapper posix_spawns the command
+                          and reads ru_maxrss from os.wait4 on its pid (that process's own rusage,
+                          not the max over every child of ours as RUSAGE_CHILDREN would be; and not
+                          forked from this big process, whose memory a child's ru_maxrss would
+                          count). Target: under 3 s and 1 GB (10^9 bytes); printed PASS/MISS,
+                          never asserted.
+    phases                once, in another fresh process: open the store (as the CLI: reconcile
+                          too), read the runs (Store.list_runs, as resilience_report does), build
+                          the report data, render + write; time.perf_counter for each, then again
+                          under tracemalloc for each phase's traced peak (Python allocations only,
+                          cumulative: it includes the runs still held). A missed time target, or
+                          --profile, prints cProfile's top functions by cumulative time.
+    side by side          the journals of 50 of those runs (spread over the year, every kind and
+                          verdict) written to journal-NN.json; theirs: `chaos report
+                          --export-format=html5 journal-*.json out.html` (chaostoolkit-reporting,
+                          which needs pandoc on PATH); ours: the reports of the same 50 runs, in one
+                          process (run_report + write_report in a loop; the wall time of the whole
+                          process, start-up included, as for theirs) and as 50 `gameday report run`
+                          calls. Medians of --reps (default 3). Ratio = theirs / ours. Theirs writes
+                          one HTML file; ours writes index.html, report.md and report.json per run.
+
+    .venv/bin/python benchmarks/reports.py [--repeat 5] [--reps 3] [--quick] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gameday.analytics.criteria import Criterion, evaluate, verdict
+from gameday.model.records import (
+    CellObjectives,
+    LedgerFault,
+    RunEvent,
+    RunRecord,
+    Sample,
+    WindowRecord,
+)
+from gameday.store import Store, resolve_store_url
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments" / "local"
+BIN = Path(sys.executable).parent
+KINDS = ("pod-kill", "latency", "cpu-stress", "db-failover")
+TARGET_S = 3.0
+TARGET_BYTES = 1_000_000_000
+SIDE_BY_SIDE = 50
+PROBE_HZ = 10.0
+MB = 1_000_000
+STARTUP = "import gameday.cli.main, gameday.reporting.reports, gameday.reporting.render"
+# tier -> availability SLO %, p95 SLO ms, RTO s, RPO s
+TIER_OBJECTIVES = {1: (99.95, 250.0, 900.0, 60.0), 2: (99.9, 300.0, 1800.0, 300.0),
+                   3: (99.5, 500.0, 3600.0, 900.0)}
+TENANTS = ("acme-bank", "globex-payments", "initech", "umbrella-retail", "hooli-pay", "stark-fin",
+           "wayne-trust", "wonka-pay", "tyrell-credit", "cyberdyne-bank", "soylent-pay", "oscorp")
+# Base odds of each outcome; a cell's frailty (0.3-3) scales everything but "passed".
+OUTCOMES = (("failed", 0.06), ("not_recovered", 0.015), ("halt", 0.015), ("operator", 0.005),
+            ("died", 0.005), ("skipped", 0.03))
+FAULT_S = {"pod-kill": 0.0, "latency": 10.0, "cpu-stress": 10.0, "db-failover": 0.0}
+SANDBOX_KIND = {"pod-kill": "kill-replica", "latency": "latency", "cpu-stress": "cpu",
+                "db-failover": "kill-primary"}
+FAILURE = {"pod-kill": (502, "bad gateway: upstream connection refused"),
+           "latency": (504, "upstream timed out"), "cpu-stress": (503, "service unavailable"),
+           "db-failover": (503, "database unavailable")}
+
+
+# -------------------------------------------------------------------------------- the fleet
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    objectives: CellObjectives
+    later: CellObjectives | None  # objectives from mid-year on (a re-tiered cell)
+    frailty: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    kind: str
+    path: str
+    doc: dict[str, Any]
+    criteria: tuple[Criterion, ...]
+    pause_s: float
+
+
+def objectives(tier: int, tenants: Sequence[str]) -> CellObjectives:
+    slo, p95, rto, rpo = TIER_OBJECTIVES[tier]
+    return CellObjectives(tier=tier, tenants=tuple(tenants), availability_slo=slo,
+                          p95_latency_slo_ms=p95, rto_s=rto, rpo_s=rpo)
+
+
+def make_cells(count: int, rng: random.Random) -> list[Cell]:
+    cells = []
+    for i in range(count):
+        tier = rng.choices((1, 2, 3), weights=(3, 4, 3))[0]
+        tenants = rng.sample(TENANTS, rng.randint(1, 3))
+        later = objectives(tier - 1, tenants) if tier > 1 and rng.random() < 0.1 else None
+        cells.append(Cell(f"cell-{i + 1:02d}", objectives(tier, tenants), later,
+                          rng.choice((0.3, 0.6, 1.0, 1.0, 1.0, 1.5, 3.0))))
+    return cells
+
+
+def load_experiments() -> dict[str, Experiment]:
+    out = {}
+    for kind in KINDS:
+        path = EXPERIMENTS / f"{kind}.yaml"
+        doc = yaml.safe_load(path.read_text())
+        ext = next(e for e in doc["extensions"] if e["name"] == "gameday")
+        criteria = tuple(Criterion(figure=c["figure"], name=c["name"], max=c.get("max"),
+                                   min=c.get("min")) for c in ext["criteria"])
+        pause = float(doc["method"][0].get("pauses", {}).get("after", 0))
+        out[kind] = Experiment(kind, str(path.relative_to(ROOT)), doc, criteria, pause)
+    return out
+
+
+def pick_outcome(cell: Cell, rng: random.Random) -> str:
+    x = rng.random()
+    for outcome, odds in OUTCOMES:
+        x -= odds * cell.frailty
+        if x < 0:
+            return outcome
+    return "passed"
+
+
+def figures_for(kind: str, outcome: str, exp: Experiment, rng: random.Random) -> dict[str, Any]:
+    """Figures as the runner computes them, drawn to give ``outcome``."""
+    base = rng.uniform(3.0, 14.0)
+    t_inject = rng.uniform(3.4, 6.8)
+    fault_s = FAULT_S[kind]
+    impact: float | None = None
+    recovery: float | None = 0.0
+    err, peak, downtime, ratio = 0.0, 0.0, 0.0, rng.uniform(1.05, 1.9)
+    rto: float | None = None
+    rpo_rows: int | None = None
+    rpo_s: float | None = None
+    crashes = 0
+    if kind == "pod-kill":
+        if rng.random() < 0.4:
+            impact = rng.uniform(0.05, 0.4)
+            recovery = impact + rng.uniform(0.05, 1.5)
+            err, peak, downtime = rng.uniform(0.0, 0.008), rng.uniform(0.05, 0.34), rng.uniform(0.0, 0.6)
+        if outcome == "failed":
+            impact = impact or rng.uniform(0.05, 0.4)
+            recovery = impact + rng.uniform(1.0, 8.0)
+            err, peak, downtime = rng.uniform(0.012, 0.08), rng.uniform(0.3, 0.7), rng.uniform(0.5, 4.0)
+    elif kind == "latency":
+        impact = rng.uniform(0.02, 0.08)
+        late = rng.uniform(5.5, 25.0) if outcome == "failed" else rng.uniform(0.01, 0.6)
+        recovery = fault_s + late
+        ratio = (200.0 + base * rng.uniform(0.9, 1.2)) / base
+    elif kind == "cpu-stress":
+        if rng.random() < 0.4 or outcome == "failed":
+            impact = rng.uniform(0.1, 1.5)
+            recovery = fault_s + rng.uniform(0.05, 1.5)  # back when the burners stop
+        if outcome == "failed":
+            if rng.random() < 0.7:
+                ratio = rng.uniform(2.1, 4.5)
+            else:
+                crashes = rng.randint(1, 2)
+    else:  # db-failover
+        impact = rng.uniform(0.04, 0.12)
+        recovery = rng.uniform(0.12, 2.5)
+        rto = recovery + rng.uniform(0.01, 0.05)
+        rpo_rows, rpo_s = 0, 0.0
+        err, peak, downtime = rng.uniform(0.002, 0.03), rng.uniform(0.05, 0.6), rng.uniform(0.1, 1.5)
+        if outcome == "failed":
+            if rng.random() < 0.6:
+                rpo_rows = rng.randint(1, 12)
+                rpo_s = rpo_rows * rng.uniform(0.005, 0.05)
+            else:
+                recovery = rng.uniform(31.0, 58.0)
+                rto = recovery + rng.uniform(0.01, 0.05)
+                err, downtime = rng.uniform(0.2, 0.6), recovery * rng.uniform(0.8, 1.0)
+    if outcome in ("not_recovered", "halt"):
+        impact = impact or rng.uniform(0.05, 0.5)
+        recovery, rto = None, None
+        if kind == "db-failover":
+            rpo_rows, rpo_s = rng.randint(0, 40), rng.uniform(0.0, 3.0)
+        err, peak = rng.uniform(0.3, 1.0), rng.uniform(0.6, 1.0)
+        downtime = rng.uniform(40.0, 75.0) if outcome == "not_recovered" else rng.uniform(5.0, 12.0)
+    span = t_inject + exp.pause_s + rng.uniform(4.8, 8.5)
+    if recovery is not None:
+        span = max(span, t_inject + recovery + 10.0)  # the stability window after recovery
+    elif outcome == "not_recovered":
+        span = t_inject + 60.0 + rng.uniform(0.1, 0.5)  # the recovery timeout
+    p95_during = base * ratio
+    return {
+        "t_inject": t_inject, "t_fault_end": t_inject + fault_s, "time_to_impact_s": impact,
+        "recovery_s": recovery, "recovered": recovery is not None,
+        "error_rate_during_recovery": err, "peak_error_rate": peak, "p95_ms_baseline": base,
+        "p95_ms_during": p95_during, "p95_ratio_during": p95_during / base,
+        "latency_tolerance_ms": 250.0 if kind in ("pod-kill", "db-failover") else base + 50.0,
+        "samples": int(span * PROBE_HZ) - rng.randint(0, 3), "downtime_s": downtime,
+        "rto_s": rto, "rpo_rows": rpo_rows, "rpo_s": rpo_s, "replica_crashes": crashes,
+        "recovery_after_fault_end_s": None if recovery is None else max(0.0, recovery - fault_s),
+    }
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def fault_output(kind: str, cell: str, fault_id: str, at: datetime, mono: float,
+                 rng: random.Random) -> dict[str, Any]:
+    pid = rng.randint(2_000, 60_000)
+    targets: list[dict[str, Any]]
+    if kind == "pod-kill":
+        targets = [{"replica": rng.randint(1, 3), "pid": pid}]
+        revert: dict[str, Any] = {"action": "none", "restored_by": "supervisor"}
+    elif kind == "latency":
+        targets, revert = [], {"action": "remove_toxic", "fault_id": fault_id}
+    elif kind == "cpu-stress":
+        targets = [{"pid": pid, "cpu": 0}]
+        revert = {"action": "kill_burners", "pids": [{"pid": pid, "start_ticks": rng.randint(10**4, 10**6)}]}
+    else:
+        targets = [{"node": f"pg-{rng.randint(1, 3)}", "pid": pid, "port": rng.randint(30_000, 60_000),
+                    "processes": rng.randint(18, 30)}]
+        revert = {"action": "none", "restored_by": "failover controller"}
+    took = rng.uniform(0.003, 0.02)
+    return {"fault_id": fault_id, "kind": kind, "cell": cell,
+            "expires_utc": iso(at + timedelta(seconds=60)),
+            "applied": {"targets": targets,
+                        "expires_utc": iso(at + timedelta(seconds=FAULT_S[kind] + took)),
+                        "sandbox_revert": revert, "started_monotonic": round(mono, 9),
+                        "completed_monotonic": round(mono + took, 9)}}
+
+
+def activity(item: dict[str, Any], output: Any, start: datetime, duration: float,
+             status: str = "succeeded") -> dict[str, Any]:
+    return {"activity": item, "output": output, "start": iso(start), "status": status,
+            "end": iso(start + timedelta(seconds=duration)), "duration": round(duration, 6)}
+
+
+def journal_for(exp: Experiment, started: datetime, figures: dict[str, Any], outcome: str,
+                fault: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A Chaos Toolkit journal of the shape the worker stores (chaoslib 1.44)."""
+    doc = exp.doc
+    probe = doc["steady-state-hypothesis"]["probes"][0]
+    healthy: Any = True if probe["tolerance"] is True else 1.0
+    probe_s = rng.uniform(0.003, 0.06)
+    action_at = started + timedelta(seconds=figures["t_inject"] - rng.uniform(0.01, 0.03))
+    j_start = action_at - timedelta(seconds=probe_s + 0.0004)
+    before = activity(probe, healthy, j_start + timedelta(microseconds=300), probe_s)
+    before["tolerance_met"] = True
+    action_s = rng.uniform(0.008, 0.03)
+    run = [activity(doc["method"][0], fault, action_at, action_s)]
+    after_at = action_at + timedelta(seconds=action_s + exp.pause_s)
+    after: dict[str, Any] | None = None
+    status, deviated = "completed", False
+    if outcome in ("halt", "operator"):
+        status = "interrupted"
+        after_at = action_at + timedelta(seconds=action_s + rng.uniform(1.0, exp.pause_s))
+    else:
+        met = outcome != "not_recovered"
+        probe_out: Any = healthy if met else (False if healthy is True else round(rng.uniform(0.0, 0.6), 2))
+        after_probe = activity(probe, probe_out, after_at, rng.uniform(0.003, 0.06))
+        after_probe["tolerance_met"] = met
+        after = {"steady_state_met": met, "probes": [after_probe]}
+        after_at += timedelta(seconds=after_probe["duration"] + 0.0004)
+        if not met:
+            status, deviated = "failed", True
+    rollback = activity(doc["rollbacks"][0], [fault["fault_id"]], after_at, rng.uniform(0.005, 0.009))
+    end = after_at + timedelta(seconds=rollback["duration"] + 0.0001)
+    return {"chaoslib-version": "1.44.0", "platform": "Linux-6.1.0-28-amd64-x86_64-with-glibc2.36",
+            "node": "gameday-runner-1", "experiment": copy.deepcopy(doc), "start": iso(j_start),
+            "status": status, "deviated": deviated,
+            "steady_states": {"before": {"steady_state_met": True, "probes": [before]},
+                              "after": after, "during": []},
+            "run": run, "rollbacks": [rollback], "end": iso(end),
+            "duration": (end - j_start).total_seconds()}
+
+
+def make_run(cell: Cell, exp: Experiment, started: datetime, window_id: str, late: bool,
+             rng: random.Random) -> RunRecord:
+    outcome = pick_outcome(cell, rng)
+    run_id = f"run-{started:%Y%m%dT%H%M%S}-{rng.getrandbits(24):06x}"
+    obj = cell.later if late and cell.later is not None else cell.objectives
+    common: dict[str, Any] = {"run_id": run_id, "experiment": exp.doc["title"],
+                              "experiment_path": exp.path, "kind": exp.kind, "cell": cell.name,
+                              "target": "local", "started_utc": started, "window_id": window_id,
+                              "objectives": obj, "runner_pid": rng.randint(2_000, 60_000),
+                              "runner_start_ticks": rng.randint(10**4, 10**7)}
+    if outcome == "skipped":
+        reason = rng.choice(("preflight: steady state does not hold: 3 of 10 probes failed (503)",
+                             "preflight: steady state does not hold: 10 of 10 probes failed "
+                             "(connection refused)",
+                             f"lock: cell cell-{rng.randint(1, 50):02d} is under fault; one cell at a time"))
+        return RunRecord(**common, status="completed", verdict="skipped", reason=reason,
+                         ended_utc=started + timedelta(seconds=rng.uniform(0.8, 2.5)))
+    figures = figures_for(exp.kind, outcome, exp, rng)
+    if outcome == "died":
+        return RunRecord(**common, status="interrupted", verdict="aborted",
+                         reason="interrupted: the runner process died",
+                         ended_utc=started + timedelta(hours=rng.uniform(0.5, 6)))
+    halt = {"halt": "halt: error rate above 50% for 5 s",
+            "operator": "operator: interrupted"}.get(outcome)
+    results = evaluate(exp.criteria, figures)
+    decided, reason = verdict(results, recovered=bool(figures["recovered"]), halted=halt, injected=True)
+    fault_id = f"{exp.kind}-{rng.getrandbits(40):010x}"
+    fault_at = started + timedelta(seconds=figures["t_inject"])
+    fault = fault_output(exp.kind, cell.name, fault_id, fault_at, rng.uniform(500.0, 90_000.0), rng)
+    journal = journal_for(exp, started, figures, outcome, fault, rng)
+    ended = started + timedelta(seconds=figures["samples"] / PROBE_HZ + rng.uniform(0.3, 0.6))
+    return RunRecord(**common, status="completed", verdict=decided, reason=reason, ended_utc=ended,
+                     figures=figures, criteria=results, journal=journal)
+
+
+def generate(cells: int, weeks: int, limit: int | None, seed: int,
+             now: datetime) -> tuple[list[WindowRecord], list[RunRecord]]:
+    """Weekly windows (Saturdays 02:00 UTC, the newest at least a day old), every cell running
+    every kind one after another; the newest ``limit`` runs."""
+    rng = random.Random(seed)
+    fleet = make_cells(cells, rng)
+    experiments = load_experiments()
+    newest = (now - timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+    newest -= timedelta(days=(newest.weekday() - 5) % 7)
+    windows, runs = [], []
+    for week in range(weeks):
+        start = newest - timedelta(weeks=weeks - 1 - week)
+        window_id = f"win-{start:%Y%m%dT%H%M%S}-{rng.getrandbits(24):06x}"
+        cursor = start + timedelta(seconds=rng.uniform(1, 5))
+        for cell in fleet:
+            for kind in KINDS:
+                run = make_run(cell, experiments[kind], cursor, window_id, week >= weeks // 2, rng)
+                runs.append(run)
+                assert run.ended_utc is not None
+                cursor = run.ended_utc + timedelta(seconds=rng.uniform(2, 6))
+        windows.append(WindowRecord(
+            window_id=window_id, name=f"weekly rotation {start:%Y-%m-%d}", started_utc=start,
+            planned_end_utc=start + timedelta(hours=6), ended_utc=cursor, status="closed",
+            detail={"cells": [c.name for c in fleet], "experiments": list(KINDS)}))
+    if limit is not None and limit < len(runs):
+        runs = runs[len(runs) - limit:]
+        kept = {r.window_id for r in runs}
+        windows = [w for w in windows if w.window_id in kept]
+    return windows, runs
+
+
+def timeline(run: RunRecord, fault: dict[str, Any],
+             rng: random.Random) -> tuple[list[Sample], list[RunEvent], LedgerFault]:
+    """Samples, events and the ledger fault of an executed run, consistent with its figures."""
+    f = run.figures
+    t_inject, impact, recovery = f["t_inject"], f["time_to_impact_s"], f["recovery_s"]
+    bad_from = None if impact is None else t_inject + impact
+    bad_to = None if bad_from is None else (t_inject + recovery if recovery is not None else 1e9)
+    status, error = FAILURE[run.kind]
+    samples = []
+    for k in range(int(f["samples"])):
+        t = 0.0137 + k / PROBE_HZ + rng.uniform(0.0, 0.002)
+        during = t_inject <= t < f["t_fault_end"] + (recovery or 0.0)
+        failing = bad_from is not None and bad_to is not None and bad_from <= t < bad_to \
+            and rng.random() < max(f["peak_error_rate"], 0.05)
+        latency = f["p95_ms_baseline"] / 1.6 * rng.lognormvariate(0.0, 0.3)
+        if during:
+            latency *= f["p95_ratio_during"] if run.kind != "latency" else 1.0
+            latency += 200.0 if run.kind == "latency" and t < f["t_fault_end"] else 0.0
+        ok = not failing
+        samples.append(Sample(t=t, utc=run.started_utc + timedelta(seconds=t), ok=ok,
+                              latency_ms=latency, status=201 if ok else status,
+                              error=None if ok else error, write_seq=k + 1,
+                              payment_id=4_000 + k if ok else None))
+    journal = run.journal or {}
+
+    def at(t: float) -> datetime:
+        return run.started_utc + timedelta(seconds=t)
+
+    events = [RunEvent(t_inject - 0.6, at(t_inject - 0.6), "engine", "worker_started", {"pid": 4242}),
+              RunEvent(t_inject - 0.03, at(t_inject - 0.03), "worker", "worker_started", {"pid": 4242})]
+    for section in ("run", "rollbacks"):
+        for item in journal.get(section, []):
+            t0 = (datetime.fromisoformat(item["start"]) - run.started_utc).total_seconds()
+            name = item["activity"]["name"]
+            events.append(RunEvent(t0, at(t0), "worker", "activity_started",
+                                   {"name": name, "type": item["activity"]["type"]}))
+            if section == "run":
+                events.append(RunEvent(t_inject, at(t_inject), "worker", "fault_applied",
+                                       {"fault_id": fault["fault_id"], "kind": run.kind,
+                                        "duration_s": FAULT_S[run.kind],
+                                        "started_monotonic": fault["applied"]["started_monotonic"]}))
+            events.append(RunEvent(t0 + item["duration"], at(t0 + item["duration"]), "worker",
+                                   "activity_completed", {"name": name, "status": item["status"],
+                                                          "duration": item["duration"]}))
+    t_end = (datetime.fromisoformat(journal["end"]) - run.started_utc).total_seconds()
+    events.append(RunEvent(t_end + 0.002, at(t_end + 0.002), "worker", "journal_stored",
+                           {"status": journal["status"], "deviated": journal["deviated"]}))
+    events.append(RunEvent(t_end + 0.14, at(t_end + 0.14), "engine", "worker_exited", {"returncode": 0}))
+    skind = SANDBOX_KIND[run.kind]
+    back = t_inject + (recovery if recovery is not None else 60.0)
+    truth = [("fault_injected", t_inject - 0.006, {"kind": skind, "fault_id": fault["fault_id"],
+                                                   "targets": fault["applied"]["targets"]})]
+    target = (fault["applied"]["targets"] or [{}])[0]
+    if run.kind == "pod-kill":
+        truth += [("replica_exit", t_inject + 0.01, {"replica": target["replica"], "pid": target["pid"]}),
+                  ("lb_endpoint_removed", max(t_inject + (impact or 0.0), back - rng.uniform(0.02, 0.1)),
+                   {"replica": target["replica"], "pid": target["pid"]}),
+                  ("replica_ready", back - 0.05, {"replica": target["replica"], "pid": target["pid"] + 7}),
+                  ("lb_endpoint_added", back, {"replica": target["replica"], "pid": target["pid"] + 7})]
+    elif run.kind == "latency":
+        truth += [("toxic_added", t_inject, {"fault_id": fault["fault_id"], "latency_ms": 200}),
+                  ("toxic_removed", f["t_fault_end"], {"fault_id": fault["fault_id"], "reason": "expired"})]
+    elif run.kind == "cpu-stress":
+        truth += [("stress_started", t_inject, {"fault_id": fault["fault_id"], "pids": [target["pid"]]}),
+                  ("stress_stopped", f["t_fault_end"], {"fault_id": fault["fault_id"],
+                                                        "pid": target["pid"], "cpu": 0,
+                                                        "reason": "expired"})]
+    else:
+        truth += [("primary_lost", t_inject + (impact or 0.06), {"node": target["node"], "pid": target["pid"],
+                                                                  "reason": "process exited"}),
+                  ("standby_promoted", t_inject + 0.08, {"node": "pg-2", "took_s": 0.022}),
+                  ("proxy_repointed", back - 0.04, {"old_port": target["port"], "closed_sessions": 0}),
+                  ("standby_rebuilt", back + 0.3, {"node": "pg-3", "took_s": 0.24})]
+    truth.append(("fault_reverted", f["t_fault_end"] + 0.1, {"fault_id": fault["fault_id"], "kind": skind,
+                                                              "reason": "restored_by_cell"}))
+    events += [RunEvent(t, at(t), "sandbox", name, {"cell": run.cell, **detail})
+               for name, t, detail in truth]
+    created = at(t_inject - 0.01)
+    ledger = LedgerFault(
+        fault_id=fault["fault_id"], run_id=run.run_id, cell=run.cell, target="local", kind=run.kind,
+        spec={"applied": fault["applied"]},
+        revert={"target": "local", "state_dir": "/var/lib/gameday/sandbox", "sandbox_cell": run.cell,
+                "fault_id": fault["fault_id"]},
+        expires_utc=created + timedelta(seconds=60), state="reverted", owner_pid=4242,
+        owner_start_ticks=117_092, created_utc=created, applied_utc=at(t_inject),
+        reverted_utc=at(t_end - 0.01), revert_reason="rollback")
+    return samples, sorted(events, key=lambda e: e.t), ledger
+
+
+def side_by_side_runs(runs: Sequence[RunRecord], count: int) -> list[RunRecord]:
+    """``count`` executed runs spread evenly over the store (every kind, some failures)."""
+    executed = [r for r in runs if r.journal is not None]
+    step = max(1, len(executed) // count)
+    return executed[::step][:count]
+
+
+@dataclass(frozen=True)
+class Generated:
+    runs: int
+    seconds: float
+    chosen: list[str]
+
+
+def fill_store(url: str, windows: Sequence[WindowRecord], runs: Sequence[RunRecord],
+               seed: int) -> Generated:
+    chosen = side_by_side_runs(runs, SIDE_BY_SIDE)
+    rng = random.Random(seed + 1)
+    started = time.perf_counter()
+    with Store.open(url) as store:
+        for window in windows:
+            store.create_window(window)
+        for run in runs:
+            store.create_run(run)
+        for run in chosen:
+            assert run.journal is not None
+            samples, events, fault = timeline(run, run.journal["run"][0]["output"], rng)
+            store.ledger_add(fault)
+            store.add_samples(run.run_id, samples)
+            store.add_events(run.run_id, events)
+    seconds = time.perf_counter() - started
+    # Read back through Store: the reports read what Store wrote.
+    with Store.open(url) as store:
+        stored = store.list_runs(limit=None, with_journal=False)
+        again = store.get_run(chosen[0].run_id)
+    if len(stored) != len(runs) or again is None or again.journal != chosen[0].journal:
+        raise SystemExit(f"read back {len(stored)} of {len(runs)} runs, or a journal differs")
+    return Generated(len(stored), seconds, [r.run_id for r in chosen])
+
+
+# -------------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall_s: float
+    rss_bytes: int
+    cpu_s: float
+    stdout: str
+
+
+# A bare interpreter (-S, ~10 MB) spawns the command and waits for it: os.wait4's ru_maxrss of a
+# process counts its parent's memory at fork time (the address space it had until exec), so the
+# command must not be forked from this process, which holds every generated run.
+_WRAPPER = """import json, os, sys, time
+started = time.perf_counter()
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    json.dump([wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime,
+               os.waitstatus_to_exitcode(status)], out)
+"""
+
+
+def spawn(argv: Sequence[str], cwd: Path) -> Measured:
+    """Run ``argv`` (an absolute path first); its wall time and the peak RSS and CPU time of it
+    and its children (os.wait4 on its pid: max RSS over that process tree, not a sum)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as result:
+        subprocess.run([sys.executable, "-S", "-c", _WRAPPER, result.name, *argv], stdout=out,
+                       stderr=err, cwd=cwd, check=True)
+        wall, maxrss_kib, cpu, code = json.loads(Path(result.name).read_text())
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if code != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed ({code}):\n{stdout}\n{stderr}")
+    return Measured(wall, maxrss_kib * 1024, cpu, stdout)
+
+
+def gameday_cmd() -> list[str]:
+    exe = BIN / "gameday"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "gameday"]
+
+
+def child(mode: str, payload: dict[str, Any], cwd: Path) -> tuple[Measured, dict[str, Any]]:
+    measured = spawn([sys.executable, str(Path(__file__).resolve()), "--child", mode,
+                      "--child-args", json.dumps(payload)], cwd)
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])
+
+
+def median_of(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def measure_resilience(url: str, since: str, repeat: int, work: Path) -> list[Measured]:
+    out = []
+    for i in range(repeat):
+        folder = work / f"resilience-{i}"
+        out.append(spawn([*gameday_cmd(), "report", "resilience", "--since", since, "--store", url,
+                          "--out", str(folder)], work))
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+# -------------------------------------------------------------------------------- children
+
+
+def _phases(args: dict[str, Any]) -> dict[str, Any]:
+    """Open / read / build / render+write of the resilience report, timed, then traced."""
+    from gameday.cli.runs import open_store
+    from gameday.reporting.context import build_resilience_report
+    from gameday.reporting.render import render_html, render_json, render_markdown, write_report
+    from gameday.reporting.reports import parse_since
+
+    def once(folder: Path, mark: Callable[[str], None]) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        since = parse_since(args["since"], now)
+        store = open_store(args["url"])
+        mark("open")
+        runs = store.list_runs(limit=None, since=since - (now - since), until=now, with_journal=False)
+        store.close()
+        mark("read")
+        context = build_resilience_report(runs, now, since, now, None)
+        mark("build")
+        files = write_report(context, folder)
+        mark("render")
+        return {"runs": len(runs), "html": files.html.stat().st_size,
+                "json": files.json.stat().st_size, "md": files.markdown.stat().st_size,
+                "context": context}
+
+    work = Path(args["out"])
+    times: dict[str, float] = {}
+    last = time.perf_counter()
+
+    def timed(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        times[name] = now - last
+        last = now
+
+    result = once(work / "timed", timed)
+    context = result.pop("context")
+    split = {}
+    for name, fn in (("html", render_html), ("md", render_markdown), ("json", render_json)):
+        t0 = time.perf_counter()
+        fn(context)
+        split[name] = time.perf_counter() - t0
+    peaks: dict[str, int] = {}
+    tracemalloc.start()
+
+    def traced(name: str) -> None:
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+
+    once(work / "traced", traced)
+    tracemalloc.stop()
+    out = {"times": times, "render_split": split, "peaks": peaks,
+           **{k: v for k, v in result.items()}}
+    if args.get("profile"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        once(work / "profiled", lambda _name: None)
+        profiler.disable()
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(args["profile"])
+        out["profile"] = buffer.getvalue()
+    return out
+
+
+def _run_reports(args: dict[str, Any]) -> dict[str, Any]:
+    """The run reports of ``ids`` in one process, as `gameday report run` makes each."""
+    from gameday.reporting.render import write_report
+    from gameday.reporting.reports import run_report
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    with Store.open(args["url"]) as store:
+        for i, run_id in enumerate(args["ids"]):
+            write_report(run_report(store, run_id, now), Path(args["out"]) / f"run-{i:02d}")
+    return {"loop_s": time.perf_counter() - started}
+
+
+CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "phases": _phases, "run-reports": _run_reports}
+
+
+# -------------------------------------------------------------------------------- the peer
+
+
+def chaos_report_problem() -> str | None:
+    """Why `chaos report --export-format=html5` cannot run here, or None."""
+    if not (BIN / "chaos").exists():
+        return "chaostoolkit is not installed in this virtualenv"
+    try:
+        import chaosreport  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    except ImportError:
+        return ("chaostoolkit-reporting is not installed "
+                "(pip install 'chaostoolkit-reporting==0.18.0')")
+    except OSError as exc:  # cairosvg without the cairo library
+        return f"chaostoolkit-reporting cannot load: {exc}"
+    if shutil.which("pandoc") is None:
+        return "pandoc is not on PATH (Debian: apt-get install pandoc); its HTML export runs pandoc"
+    return None
+
+
+def side_by_side(url: str, ids: Sequence[str], reps: int, work: Path) -> dict[str, Any]:
+    folder = work / "journals"
+    folder.mkdir()
+    journals = []
+    with Store.open(url) as store:
+        for i, run_id in enumerate(ids):
+            record = store.get_run(run_id)
+            assert record is not None and record.journal is not None
+            path = folder / f"journal-{i + 1:02d}.json"
+            path.write_text(json.dumps(record.journal, indent=2))
+            journals.append(path)
+    sizes = [p.stat().st_size for p in journals]
+    problem = chaos_report_problem()
+    theirs: list[Measured] = []
+    ours_one: list[Measured] = []
+    ours_loop: list[float] = []
+    ours_cli: list[float] = []
+    ours_cli_rss: list[int] = []
+    for rep in range(reps):
+        if problem is None:
+            out = work / f"chaos-{rep}.html"
+            theirs.append(spawn([str(BIN / "chaos"), "--no-log-file", "report", "--export-format=html5",
+                                 *map(str, journals), str(out)], work))
+            out.unlink(missing_ok=True)
+        target = work / f"ours-{rep}"
+        measured, result = child("run-reports", {"url": url, "ids": list(ids), "out": str(target)}, work)
+        ours_one.append(measured)
+        ours_loop.append(result["loop_s"])
+        shutil.rmtree(target, ignore_errors=True)
+        total, rss = 0.0, 0
+        for i, run_id in enumerate(ids):
+            m = spawn([*gameday_cmd(), "report", "run", run_id, "--store", url,
+                       "--out", str(target / f"run-{i:02d}")], work)
+            total += m.wall_s
+            rss = max(rss, m.rss_bytes)
+        ours_cli.append(total)
+        ours_cli_rss.append(rss)
+        shutil.rmtree(target, ignore_errors=True)
+        print(f"side by side rep {rep + 1}: theirs "
+              f"{theirs[-1].wall_s if theirs else float('nan'):.2f} s, ours one process "
+              f"{ours_one[-1].wall_s:.2f} s, ours 50 CLI calls {total:.2f} s", file=sys.stderr)
+    return {"problem": problem, "journal_kb": statistics.median(sizes) / 1000, "count": len(ids),
+            "theirs": theirs, "ours_one": ours_one, "ours_loop": ours_loop, "ours_cli": ours_cli,
+            "ours_cli_rss": ours_cli_rss}
+
+
+# -------------------------------------------------------------------------------- stores
+
+
+def postgres_database(url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database on the server of ``url`` (dropped by the returned function)."""
+    resolved = make_url(resolve_store_url(url))
+    name = f"gameday_bench_{os.getpid()}_{int(time.time())}"
+    admin = create_engine(resolved, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return resolved.set(database=name).render_as_string(hide_password=False), drop
+
+
+def file_mb(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return ""
+    size = sum(p.stat().st_size for p in Path(parsed.database).parent.glob(Path(parsed.database).name + "*"))
+    return f", {size / MB:.1f} MB on disk"
+
+
+def verdict_mix(runs: Sequence[RunRecord]) -> str:
+    counts: dict[str, int] = {}
+    for run in runs:
+        key: str = run.verdict or run.status
+        if run.verdict == "aborted":
+            key = "aborted (halt)" if (run.reason or "").startswith("halt:") else "aborted (other)"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def verdict_word(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cells", type=int, default=50)
+    parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--runs", type=int, help="keep only the newest RUNS runs "
+                        "(default all: cells x weeks x 4)")
+    parser.add_argument("--quick", action="store_true", help="10 cells x 10 weeks, 1 repetition each")
+    parser.add_argument("--repeat", type=int, default=5, help="resilience report repetitions")
+    parser.add_argument("--reps", type=int, default=3, help="side-by-side repetitions")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--postgres", metavar="URL", help="also measure a PostgreSQL store: a fresh "
+                        "database is created on this server (needs CREATEDB) and dropped after")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions even "
+                        "when the time target is met")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--child-args", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](json.loads(args.child_args))))
+        return
+    if args.quick:
+        args.cells, args.weeks, args.repeat, args.reps = 10, 10, 1, 1
+    load = os.getloadavg()
+    now = datetime.now(UTC)
+    since_days = max(400, args.weeks * 7 + 14)
+    since = f"{since_days}d"
+    started = time.perf_counter()
+    windows, runs = generate(args.cells, args.weeks, args.runs, args.seed, now)
+    build_s = time.perf_counter() - started
+    shape = f"{args.cells} cells x {args.weeks} weeks x {len(KINDS)} kinds"
+    if args.runs is not None and args.runs < args.cells * args.weeks * len(KINDS):
+        shape = f"the newest of {shape}"
+    journal_kb = statistics.median(len(json.dumps(r.journal)) for r in runs if r.journal) / 1000
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gameday-bench-") as tmp:
+        work = Path(tmp)
+        stores: list[tuple[str, str, Callable[[], None] | None]] = [
+            ("sqlite", f"sqlite:///{work / 'gameday.db'}", None)]
+        if args.postgres:
+            try:
+                pg_url, drop = postgres_database(args.postgres)
+                stores.append(("postgresql", pg_url, drop))
+            except Exception as exc:
+                lines.append(f"  postgresql: cannot create a database on the server: {exc}")
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            for name, url, _ in stores:
+                generated = fill_store(url, windows, runs, args.seed)
+                print(f"{name}: {generated.runs:,} runs stored in {generated.seconds:.1f} s",
+                      file=sys.stderr)
+                measured = measure_resilience(url, since, args.repeat, work)
+                _, phases = child("phases", {"url": url, "since": since, "out": str(work / "phases"),
+                                             "profile": 0}, work)
+                walls = [m.wall_s for m in measured]
+                profile = None
+                if args.profile or median_of(walls) >= TARGET_S:
+                    _, prof = child("phases", {"url": url, "since": since,
+                                               "out": str(work / "profile"), "profile": 25}, work)
+                    profile = prof["profile"]
+                results[name] = {"generated": generated, "measured": measured, "phases": phases,
+                                 "size": file_mb(url), "profile": profile}
+            startup = [spawn([sys.executable, "-c", STARTUP], work).wall_s
+                       for _ in range(max(3, args.repeat))]
+            sqlite_url = stores[0][1]
+            peer = side_by_side(sqlite_url, results["sqlite"]["generated"].chosen, args.reps, work)
+        finally:
+            for _, _, dropper in stores:
+                if dropper is not None:
+                    dropper()
+    load_end = os.getloadavg()
+
+    total = len(runs)
+    print(f"store: {total:,} runs ({shape}), {len(windows)} weekly windows, seed {args.seed}")
+    print(f"  verdicts: {verdict_mix(runs)}")
+    executed = sum(1 for r in runs if r.journal)
+    print(f"  journals: median {journal_kb:.1f} KB on the {executed:,} executed runs")
+    print(f"generation (not part of any figure): records built in {build_s:.1f} s")
+    for name, r in results.items():
+        g = r["generated"]
+        print(f"  {name:<10} {g.runs:,} runs written with Store.create_run in {g.seconds:.1f} s "
+              f"({g.seconds / g.runs * 1000:.2f} ms/run){r['size']}; read back {g.runs:,} via Store")
+    for line in lines:
+        print(line)
+    print(f"resilience report over {total:,} runs: `gameday report resilience --since {since}`, "
+          f"fresh process, median of {args.repeat}")
+    for name, r in results.items():
+        walls = [m.wall_s for m in r["measured"]]
+        rss = max(m.rss_bytes for m in r["measured"])
+        wall = median_of(walls)
+        print(f"  {name:<10} wall {wall:.2f} s (min {min(walls):.2f}, max {max(walls):.2f})  "
+              f"CPU {median_of([m.cpu_s for m in r['measured']]):.2f} s  peak RSS {rss / MB:.0f} MB   "
+              f"< {TARGET_S:g} s: {verdict_word(wall < TARGET_S)}   "
+              f"< 1 GB: {verdict_word(rss < TARGET_BYTES)}")
+    print(f"  start-up: interpreter + gameday CLI and reporting imports {median_of(startup):.2f} s")
+    for name, r in results.items():
+        p = r["phases"]
+        t, peaks, split = p["times"], p["peaks"], p["render_split"]
+        print(f"  in-process phases, once ({name}): total {sum(t.values()):.2f} s")
+        for key, label in (("open", "open store + reconcile (+ imports)"),
+                           ("read", f"read {p['runs']:,} runs (no journals)"),
+                           ("build", "build report data"), ("render", "render + write")):
+            print(f"    {label:<36} {t[key]:6.2f} s   traced peak {peaks[key] / MB:6.1f} MB")
+        print(f"    (render alone: html {split['html']:.2f} s, md {split['md']:.2f} s, "
+              f"json {split['json']:.2f} s)")
+        print(f"    output: index.html {p['html'] / 1000:.0f} KB, report.md {p['md'] / 1000:.0f} KB, "
+              f"report.json {p['json'] / 1000:.0f} KB")
+        if r["profile"]:
+            print(f"  cProfile, top functions by cumulative time ({name}, one in-process run):")
+            print("\n".join("    " + line for line in r["profile"].strip().splitlines()))
+    print(f"side by side on the same {peer['count']} journals (median {peer['journal_kb']:.1f} KB), "
+          f"median of {args.reps}")
+    n = peer["count"]
+    ours_one = median_of([m.wall_s for m in peer["ours_one"]])
+    ours_cli = median_of(peer["ours_cli"])
+    rows = [(f"ours, one process (run_report + write_report x {n})", ours_one,
+             f"peak RSS {max(m.rss_bytes for m in peer['ours_one']) / MB:.0f} MB, "
+             f"loop alone {median_of(peer['ours_loop']):.2f} s"),
+            (f"ours, {n} x `gameday report run`", ours_cli,
+             f"peak RSS {max(peer['ours_cli_rss']) / MB:.0f} MB, {ours_cli / n:.2f} s each")]
+    if not peer["problem"]:
+        theirs = median_of([m.wall_s for m in peer["theirs"]])
+        rows.append(("theirs, `chaos report --export-format=html5`", theirs,
+                     f"peak RSS {max(m.rss_bytes for m in peer['theirs']) / MB:.0f} MB "
+                     f"(pandoc's included)"))
+    for label, seconds, note in rows:
+        print(f"  {label:<54} {seconds:7.2f} s   {note}")
+    if peer["problem"]:
+        print(f"  theirs, `chaos report --export-format=html5`: NOT MEASURED: {peer['problem']}")
+    else:
+        print(f"  {'ratio theirs / ours, one process':<54} {theirs / ours_one:7.2f}")
+        print(f"  {f'ratio theirs / ours, {n} CLI calls':<54} {theirs / ours_cli:7.2f}")
+    print(f"  (machine: {os.cpu_count()} CPUs; load average {load[0]:.2f} at start, "
+          f"{load_end[0]:.2f} at end: other processes running slow every figure)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""``gameday scheduler start``: run the schedule's chaos windows in the foreground."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from gameday.cli.output import exit_codes, progress_console, say
+from gameday.cli.runs import _progress_renderer, open_store, store_option
+
+DEFAULT_SCHEDULE = Path("schedules/weekly.yaml")
+
+
+@click.group()
+def scheduler() -> None:
+    """The chaos-window scheduler: one cell at a time, gates before every run."""
+
+
+@scheduler.command()
+@click.option("--schedule", "schedule_file", type=click.Path(path_type=Path),
+              default=DEFAULT_SCHEDULE, show_default=True, help="The schedule file.")
+@store_option
+@click.option("--reports-dir", type=click.Path(path_type=Path),
+              help="Where window reports go (default reports/).")
+@click.option("--lease-ttl", type=click.FloatRange(min=2.0, max=300.0), default=15.0,
+              show_default=True,
+              help="Seconds the global fault lease outlives its holder's last heartbeat.")
+def start(schedule_file: Path, store_url: str | None, reports_dir: Path | None,
+          lease_ttl: float) -> None:
+    """Run windows as the schedule says until SIGTERM or Ctrl-C, which halt the run in
+    progress, revert its faults, release the lease and exit 0."""
+    from gameday.config.schedule import load_schedule
+    from gameday.scheduler.service import SchedulerService
+    from gameday.store import resolve_store_url
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    _, show = _progress_renderer(progress_console)
+    with exit_codes():
+        schedule = load_schedule(schedule_file)  # bad input: exit 2, nothing scheduled
+        open_store(store_url).close()  # reverts what a crash left behind
+        say(f"scheduler {schedule.name} started ({schedule_file}); SIGTERM or Ctrl-C stops it")
+        SchedulerService(schedule, resolve_store_url(store_url), stop, say, show, reports_dir,
+                         timedelta(seconds=lease_ttl)).run_forever()
+    say(f"scheduler {schedule.name} stopped: nothing left under fault")

@@ -1,0 +1,1 @@
+"""The scheduler: weekly chaos windows, one cell at a time."""

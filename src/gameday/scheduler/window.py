@@ -1,0 +1,276 @@
+"""One chaos window, start to end: claim it, run one cell at a time, gate every run, report.
+
+    claim the window (its id is deterministic: a restart or a second scheduler never runs it twice)
+    for each cell in order:
+        the rotation's experiment, the cell's exclusions, then the gates (freeze, incidents,
+        error budget, minimum interval) right before the run: a blocked run is recorded skipped
+        wait for the global fault lease (one cell under fault at a time, across processes)
+        run it through the engine with the window's end as its deadline (halt: window_end)
+    close the window, notify, render the window report
+
+The core returns results and never prints; progress goes through callbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gameday.config.schedule import ErrorBudgetGate, IncidentGate, Schedule
+from gameday.engine.runner import ProgressSink, RunRequest, record_skipped, run_experiment
+from gameday.model import RunRecord, WindowRecord
+from gameday.reporting.render import write_report
+from gameday.reporting.reports import default_folder, window_report
+from gameday.scheduler import gates
+from gameday.scheduler.notify import Notifier
+from gameday.scheduler.plan import PlannedWindow, freeze_at
+from gameday.store import Store
+
+log = logging.getLogger(__name__)
+
+FAULT_LEASE = "faults"  # the one lease every run holds: one cell under fault at a time
+LEASE_POLL_S = 0.5
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def lease_holder(label: str) -> str:
+    """Who holds the lease: readable in `gameday` output, unique per process."""
+    return f"{label}@{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    window: WindowRecord
+    runs: list[RunRecord] = field(default_factory=list)
+    report: Path | None = None
+
+
+@dataclass
+class WindowRunner:
+    schedule: Schedule
+    store_url: str
+    stop: threading.Event
+    notifier: Notifier
+    say: Callable[[str], None] = lambda _m: None
+    progress: ProgressSink = lambda _p: None
+    reports_dir: Path | None = None
+    lease_ttl: timedelta = timedelta(seconds=15)
+    clock: Clock = utc_now
+    log_dir: Path = Path(".gameday/logs")
+
+    # -- the window ----------------------------------------------------------------------
+    def run(self, planned: PlannedWindow) -> WindowOutcome | None:
+        """Run ``planned``; None when it was claimed already (by us before a restart, or by
+        another scheduler)."""
+        window = WindowRecord(
+            window_id=planned.window_id, name=self.schedule.name, started_utc=self.clock(),
+            planned_end_utc=planned.end_utc, timezone=self.schedule.timezone,
+            detail={"schedule": self.schedule.source, "scheduled_start_utc":
+                    planned.start_utc.isoformat(), "week_of_month": planned.week_of_month,
+                    "experiment": planned.experiment, "cells": list(self.schedule.cells.order)})
+        with Store.open(self.store_url) as store:
+            if not store.claim_window(window):
+                log.info("window %s was claimed already: not running it again", planned.window_id)
+                return None
+        self.say(f"window {planned.window_id} opened ({planned.experiment or 'no experiment'})")
+        self.notifier.send("window_start", self.clock(), schedule=self.schedule.name,
+                           window_id=planned.window_id, experiment=planned.experiment,
+                           cells=list(self.schedule.cells.order),
+                           ends_at=planned.end_utc.isoformat())
+        runs: list[RunRecord] = []
+        try:
+            for cell in self.schedule.cells.order:
+                record = self._run_cell(planned, cell)
+                runs.append(record)
+                self._notify_run(planned, record)
+        finally:
+            with Store.open(self.store_url) as store:
+                store.update_window(planned.window_id, status="closed", ended_utc=self.clock())
+                closed = store.get_window(planned.window_id)
+                report = self._report(store, planned.window_id)
+            assert closed is not None
+            passed = sum(1 for r in runs if r.verdict == "passed")
+            self.notifier.send("window_end", self.clock(), schedule=self.schedule.name,
+                               window_id=planned.window_id, runs=len(runs), passed=passed,
+                               skipped=sum(1 for r in runs if r.verdict == "skipped"),
+                               report=str(report) if report else None)
+            self.say(f"window {planned.window_id} closed: {passed} of {len(runs)} passed")
+        return WindowOutcome(closed, runs, report)
+
+    def record_missed(self, planned: PlannedWindow) -> WindowOutcome | None:
+        """A window that passed while no scheduler ran: recorded, every run skipped (missed)."""
+        window = WindowRecord(
+            window_id=planned.window_id, name=self.schedule.name, started_utc=planned.start_utc,
+            planned_end_utc=planned.end_utc, ended_utc=planned.end_utc, status="closed",
+            timezone=self.schedule.timezone,
+            detail={"schedule": self.schedule.source, "missed": True,
+                    "week_of_month": planned.week_of_month, "experiment": planned.experiment})
+        with Store.open(self.store_url) as store:
+            if not store.claim_window(window):
+                return None
+        runs = [self._skip(planned, cell, "missed: no scheduler was running during the window")
+                for cell in self.schedule.cells.order]
+        for record in runs:
+            self._notify_run(planned, record)
+        self.say(f"window {planned.window_id} was missed: recorded as skipped")
+        return WindowOutcome(window, runs, None)
+
+    # -- one cell ------------------------------------------------------------------------
+    def _run_cell(self, planned: PlannedWindow, cell: str) -> RunRecord:
+        kind = planned.experiment
+        if kind is None:
+            return self._skip(planned, cell, f"rotation: no experiment in week "
+                                             f"{planned.week_of_month} of the month")
+        if kind in self.schedule.cells.exclude.get(cell, frozenset()):
+            return self._skip(planned, cell, f"excluded: {cell} never runs {kind}")
+        if self.stop.is_set():
+            return self._skip(planned, cell, "stopped: the scheduler is shutting down")
+        blocked = self._gates(cell)
+        if blocked is not None:
+            return self._skip(planned, cell, blocked)
+        holder = lease_holder(f"{self.schedule.name}/{planned.window_id}/{cell}")
+        if not self._wait_for_lease(holder, planned.end_utc):
+            why = "stopped: the scheduler is shutting down" if self.stop.is_set() else \
+                "window_end: the fault lease stayed taken until the window closed"
+            return self._skip(planned, cell, why)
+        try:
+            self.say(f"running {kind} against {cell}")
+            return run_experiment(self._request(planned, cell, kind, holder), self.progress,
+                                  self.stop, self.log_dir)
+        finally:
+            with Store.open(self.store_url) as store:
+                store.lease_release(FAULT_LEASE, holder)
+
+    def _request(self, planned: PlannedWindow, cell: str, kind: str, holder: str) -> RunRequest:
+        return RunRequest(experiment=self.schedule.experiments[kind], cell=cell,
+                          cells_file=self.schedule.cells.file, store_url=self.store_url,
+                          window_id=planned.window_id, deadline_utc=planned.end_utc,
+                          lease_holder=holder, lease_ttl_s=self.lease_ttl.total_seconds())
+
+    def _skip(self, planned: PlannedWindow, cell: str, reason: str) -> RunRecord:
+        kind = planned.experiment
+        experiment = self.schedule.experiments.get(kind) if kind else None
+        self.say(f"{cell}: skipped ({reason})")
+        return record_skipped(self.store_url, cell=cell, cells_file=self.schedule.cells.file,
+                              experiment=experiment, kind=kind or "none", reason=reason,
+                              window_id=planned.window_id, now=self.clock())
+
+    def _gates(self, cell: str) -> str | None:
+        """The first gate that blocks ``cell`` now, as a skip reason; None when all pass."""
+        for result in self.gate_results(cell):
+            if result.blocked:
+                return result.reason
+        return None
+
+    def gate_results(self, cell: str) -> list[gates.GateResult]:
+        now = self.clock()
+        results: list[gates.GateResult] = []
+        freeze = freeze_at(self.schedule, now)
+        results.append(gates.passed("freeze") if freeze is None else gates.GateResult(
+            "freeze", True, f"freeze: {freeze.name}"))
+        incidents = self.schedule.incidents
+        if incidents is not None:
+            results.append(self._incident_gate(cell, incidents))
+        with Store.open(self.store_url) as store:
+            history = store.list_runs(cell=cell, limit=None, with_journal=False,
+                                      since=now - timedelta(days=max(
+                                          self.schedule.error_budget.period_days
+                                          if self.schedule.error_budget else 0.0, 1.0))
+                                      - self.schedule.cells.min_interval)
+        budget = self.schedule.error_budget
+        if budget is not None:
+            results.append(self._budget_gate(cell, budget, history, now))
+        results.append(gates.min_interval_gate(cell, history, now,
+                                               self.schedule.cells.min_interval))
+        return results
+
+    def _incident_gate(self, cell: str, config: IncidentGate) -> gates.GateResult:
+        try:
+            alerts: list[dict[str, object]] = []
+            if config.alertmanager_url:
+                alerts += gates.fetch_alertmanager_alerts(config.alertmanager_url,
+                                                          config.timeout_s)
+            if config.file is not None:
+                alerts += gates.read_alerts_file(config.file)
+        except gates.GateError as exc:
+            return gates.incident_gate(cell, None, config.matchers, str(exc))
+        return gates.incident_gate(cell, alerts, config.matchers)
+
+    def _budget_gate(self, cell: str, config: ErrorBudgetGate, history: list[RunRecord],
+                     now: datetime) -> gates.GateResult:
+        consumed: float | None
+        if config.prometheus_url and config.prometheus_query:
+            source = "prometheus"
+            try:
+                consumed = gates.prometheus_budget_pct(config.prometheus_url,
+                                                       config.prometheus_query, cell, 5.0)
+            except gates.GateError as exc:
+                return gates.error_budget_gate(cell, None, config.max_consumed_pct,
+                                               config.period_days, source, error=str(exc))
+        else:
+            source = "store"
+            slo = next((r.objectives.availability_slo for r in history if r.objectives), None)
+            if slo is None:
+                slo = self._cell_slo(cell)
+            consumed = gates.budget_consumed_pct(cell, history, now,
+                                                 timedelta(days=config.period_days), slo)
+        return gates.error_budget_gate(cell, consumed, config.max_consumed_pct,
+                                       config.period_days, source)
+
+    def _cell_slo(self, cell: str) -> float:
+        from gameday.config.cells import load_cells
+
+        return load_cells(self.schedule.cells.file)[cell].availability_slo
+
+    def _wait_for_lease(self, holder: str, until: datetime) -> bool:
+        """Take the global fault lease, waiting while another run holds it (never past the
+        window's end). Faults a dead holder left are reverted by the run's own reconcile."""
+        while not self.stop.is_set() and self.clock() < until:
+            with Store.open(self.store_url) as store:
+                if store.lease_acquire(FAULT_LEASE, holder, self.lease_ttl, self.clock()):
+                    return True
+            self.stop.wait(LEASE_POLL_S)
+        return False
+
+    # -- after ---------------------------------------------------------------------------
+    def _notify_run(self, planned: PlannedWindow, record: RunRecord) -> None:
+        event = {"failed": "run_failed", "not_recovered": "run_failed", "aborted": "run_aborted",
+                 "skipped": "run_skipped"}.get(record.verdict or "")
+        if event is not None:
+            self.notifier.send(event, self.clock(), schedule=self.schedule.name,
+                               window_id=planned.window_id, cell=record.cell,
+                               experiment=record.kind, run_id=record.run_id,
+                               verdict=record.verdict, reason=record.reason)
+
+    def _report(self, store: Store, window_id: str) -> Path | None:
+        try:
+            folder = default_folder("window", window_id)
+            if self.reports_dir is not None:
+                folder = self.reports_dir / folder.name
+            return write_report(window_report(store, window_id, self.clock()), folder).html
+        except Exception:  # a report must never take the scheduler down with it
+            log.exception("could not render the report of window %s", window_id)
+            return None
+
+
+def wait_until(moment: datetime, stop: threading.Event, clock: Clock = utc_now) -> bool:
+    """Sleep until ``moment`` (False when stopped first)."""
+    while not stop.is_set():
+        left = (moment - clock()).total_seconds()
+        if left <= 0:
+            return True
+        stop.wait(min(left, 1.0))
+    return False
+
+
+__all__ = ["FAULT_LEASE", "WindowOutcome", "WindowRunner", "lease_holder", "wait_until"]
