@@ -38,6 +38,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 bench: install
+	$(PY) -m pip install --quiet 'chaostoolkit-reporting==0.18.0'
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/reports.py

@@ -361,7 +361,10 @@ def generate(cells: int, weeks: int, limit: int | None, seed: int,
                 run = make_run(cell, experiments[kind], cursor, window_id, week >= weeks // 2, rng)
                 runs.append(run)
                 assert run.ended_utc is not None
-                cursor = run.ended_utc + timedelta(seconds=rng.uniform(2, 6))
+                # A run whose runner died ends when a later command reconciles it: the window
+                # went on meanwhile.
+                done = min(run.ended_utc, run.started_utc + timedelta(seconds=90))
+                cursor = done + timedelta(seconds=rng.uniform(2, 6))
         windows.append(WindowRecord(
             window_id=window_id, name=f"weekly rotation {start:%Y-%m-%d}", started_utc=start,
             planned_end_utc=start + timedelta(hours=6), ended_utc=cursor, status="closed",

@@ -45,6 +45,8 @@ def open_store(url: str | None) -> Store:
         say(f"reverted orphaned fault {fault.fault_id} ({fault.kind} on {fault.cell})")
     for run_id in result.runs:
         say(f"marked run {run_id} interrupted: its runner died")
+    if result.lease_released:
+        say(f"released the fault lease of a dead process ({result.lease_released})")
     return store
 
 
@@ -266,15 +268,18 @@ def recover(store_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"reverted": [f.fault_id for f in result.faults],
                     "interrupted_runs": result.runs,
+                    "lease_released": result.lease_released,
                     "still_active": [f.fault_id for f in left]})
         return
     for fault in result.faults:
         click.echo(f"reverted {fault.fault_id} ({fault.kind} on {fault.cell})")
     for run_id in result.runs:
         click.echo(f"marked run {run_id} interrupted")
+    if result.lease_released:
+        click.echo(f"released the fault lease of a dead process ({result.lease_released})")
     for fault in left:
         click.echo(f"still active (its run is going on): {fault.fault_id}")
-    if not result.faults and not result.runs:
+    if not result.faults and not result.runs and not result.lease_released:
         click.echo("nothing to recover: every fault in the ledger is reverted")
 
 

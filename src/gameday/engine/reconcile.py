@@ -1,7 +1,8 @@
 """What every gameday command does first: clean up after crashes.
 
 Faults whose owner died are reverted; runs whose runner died are marked ``interrupted`` (their
-samples and events so far stay stored), never left as ``running``.
+samples and events so far stay stored), never left as ``running``; a fault lease whose holder
+died on this host is released.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gameday.engine import faults
+from gameday.engine.lease import FAULT_LEASE, holder_gone
 from gameday.model import LedgerFault
 from gameday.sandbox.procs import ProcessId, is_alive
 from gameday.store import Store
@@ -19,6 +21,7 @@ from gameday.store import Store
 class Reconciled:
     faults: list[LedgerFault]
     runs: list[str]
+    lease_released: str | None = None  # the dead holder whose lease was released
 
 
 def reconcile(store: Store) -> Reconciled:
@@ -32,4 +35,9 @@ def reconcile(store: Store) -> Reconciled:
             store.update_run(run.run_id, status="interrupted", ended_utc=datetime.now(UTC),
                              verdict="aborted", reason="interrupted: the runner process died")
             interrupted.append(run.run_id)
-    return Reconciled(reverted, interrupted)
+    lease = store.lease_get(FAULT_LEASE)
+    released = None
+    if lease is not None and holder_gone(lease.holder):
+        store.lease_release(FAULT_LEASE, lease.holder)
+        released = lease.holder
+    return Reconciled(reverted, interrupted, released)

@@ -28,6 +28,7 @@ from gameday.analytics.recovery import error_rate, halt_reached, percentile, rec
 from gameday.config.cells import DEFAULT_CELLS_FILE, Cell, find_cell, load_cells
 from gameday.config.experiments import Experiment, RunSettings, load_experiment
 from gameday.engine import faults
+from gameday.engine.lease import FAULT_LEASE, holder_id
 from gameday.engine.redact import redact_text
 from gameday.errors import InputError
 from gameday.model import RunEvent, RunRecord, Sample
@@ -44,7 +45,6 @@ PREFLIGHT_PROBES = 3
 WORKER_STOP_GRACE_S = 10.0
 # The method itself (pauses included) may not run longer than this past the recovery horizon.
 METHOD_SLACK_S = 120.0
-FAULT_LEASE = "faults"  # held by every run: one cell under fault at a time, across processes
 DEFAULT_LEASE_TTL_S = 15.0
 LEASE_RENEW_S = 1.0
 
@@ -148,7 +148,7 @@ class RunSupervisor:
         self.stop = stop
         self.log_dir = log_dir
         self.run_id = new_run_id()
-        self.holder = request.lease_holder or f"run {self.run_id} (pid {os.getpid()})"
+        self.holder = request.lease_holder or holder_id(f"run {self.run_id}")
         self.lease_renewed = time.monotonic()
         self.live = _Live(t0=time.monotonic())
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()

@@ -12,7 +12,7 @@ number here comes from the analytics functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -245,6 +245,23 @@ def _mttr_trend(runs: Sequence[RunRecord]) -> dict[str, Any]:
     return {"weeks": weeks, "series": [{"name": n, "values": v} for n, v in series]}
 
 
+SUMMARY_EXAMPLES = 3  # the summary names the newest few; the findings table lists the rest
+
+
+def _few(runs: Sequence[RunRecord], one: Callable[[RunRecord], str], many: str,
+         example: Callable[[RunRecord], str]) -> str:
+    """One summary line for runs that went wrong the same way, however many there are."""
+    if len(runs) == 1:
+        return one(runs[0])
+    shown = "; ".join(example(r) for r in runs[:SUMMARY_EXAMPLES])
+    more = f"; and {len(runs) - SUMMARY_EXAMPLES} more" if len(runs) > SUMMARY_EXAMPLES else ""
+    return f"{len(runs)} {many} (newest: {shown}{more})."
+
+
+def _writes(n: Any) -> str:
+    return f"{n} acknowledged write{'s' if n != 1 else ''}"
+
+
 def _summary(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
              trend: fleet.Trend, budget: Sequence[fleet.ErrorBudget]) -> list[str]:
     """The plain-language lines leadership reads first."""
@@ -257,14 +274,22 @@ def _summary(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
     clean = [c for c in cells if all(r.verdict == "passed" for r in evidence if r.cell == c)]
     lines = [f"{len(clean)} of {len(cells)} cell{'s' if len(cells) != 1 else ''} recovered "
              f"within objectives in every experiment."]
-    for r in sorted(evidence, key=lambda r: r.started_utc, reverse=True):
-        lost = r.figures.get("rpo_rows")
-        if r.kind == "db-failover" and lost:
-            lines.append(f"The database failover in {r.cell} on {r.started_utc:%Y-%m-%d} lost "
-                         f"{lost} acknowledged write{'s' if lost != 1 else ''}.")
-        elif r.verdict == "not_recovered":
-            lines.append(f"The {KIND_WORDS.get(r.kind, r.kind)} in {r.cell} on "
-                         f"{r.started_utc:%Y-%m-%d} did not recover within its timeout.")
+    newest = sorted(evidence, key=lambda r: r.started_utc, reverse=True)
+    lossy = [r for r in newest if r.kind == "db-failover" and r.figures.get("rpo_rows")]
+    if lossy:
+        lines.append(_few(
+            lossy, lambda r: f"The database failover in {r.cell} on {r.started_utc:%Y-%m-%d} "
+                             f"lost {_writes(r.figures['rpo_rows'])}.",
+            "database failovers lost acknowledged writes",
+            lambda r: f"{r.cell} on {r.started_utc:%Y-%m-%d}, {_writes(r.figures['rpo_rows'])}"))
+    stuck = [r for r in newest if r.verdict == "not_recovered"]
+    if stuck:
+        lines.append(_few(
+            stuck, lambda r: f"The {KIND_WORDS.get(r.kind, r.kind)} in {r.cell} on "
+                             f"{r.started_utc:%Y-%m-%d} did not recover within its timeout.",
+            "experiments did not recover within their timeout",
+            lambda r: f"the {KIND_WORDS.get(r.kind, r.kind)} in {r.cell} on "
+                      f"{r.started_utc:%Y-%m-%d}"))
     m = trend.current.mttr
     if m.mean_s is not None:
         change = "" if trend.mttr_change_s is None else (

@@ -14,8 +14,6 @@ The core returns results and never prints; progress goes through callbacks.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gameday.config.schedule import ErrorBudgetGate, IncidentGate, Schedule
+from gameday.engine.lease import FAULT_LEASE, holder_id
 from gameday.engine.runner import ProgressSink, RunRequest, record_skipped, run_experiment
 from gameday.model import RunRecord, WindowRecord
 from gameday.reporting.render import write_report
@@ -34,18 +33,12 @@ from gameday.store import Store
 
 log = logging.getLogger(__name__)
 
-FAULT_LEASE = "faults"  # the one lease every run holds: one cell under fault at a time
 LEASE_POLL_S = 0.5
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def lease_holder(label: str) -> str:
-    """Who holds the lease: readable in `gameday` output, unique per process."""
-    return f"{label}@{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -138,7 +131,7 @@ class WindowRunner:
         blocked = self._gates(cell)
         if blocked is not None:
             return self._skip(planned, cell, blocked)
-        holder = lease_holder(f"{self.schedule.name}/{planned.window_id}/{cell}")
+        holder = holder_id(f"{self.schedule.name}/{planned.window_id}/{cell}")
         if not self._wait_for_lease(holder, planned.end_utc):
             why = "stopped: the scheduler is shutting down" if self.stop.is_set() else \
                 "window_end: the fault lease stayed taken until the window closed"
@@ -263,14 +256,4 @@ class WindowRunner:
             return None
 
 
-def wait_until(moment: datetime, stop: threading.Event, clock: Clock = utc_now) -> bool:
-    """Sleep until ``moment`` (False when stopped first)."""
-    while not stop.is_set():
-        left = (moment - clock()).total_seconds()
-        if left <= 0:
-            return True
-        stop.wait(min(left, 1.0))
-    return False
-
-
-__all__ = ["FAULT_LEASE", "WindowOutcome", "WindowRunner", "lease_holder", "wait_until"]
+__all__ = ["WindowOutcome", "WindowRunner"]
