@@ -37,8 +37,12 @@ test: install lint
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
+# The peers the benchmarks measure us against: `chaos report` (chaostoolkit-reporting, which
+# needs pandoc, from Debian's packages as root).
 bench: install
 	$(PY) -m pip install --quiet 'chaostoolkit-reporting==0.18.0'
+	@command -v pandoc >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq pandoc >/dev/null; } \
+		|| echo "no pandoc: the chaos report comparison prints NOT MEASURED" >&2
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/reports.py

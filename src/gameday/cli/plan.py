@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from gameday.cli.output import exit_codes, print_json
-from gameday.config.schedule import DEFAULT_SCHEDULE_FILE, load_schedule
-from gameday.scheduler.plan import PlannedRun
-from gameday.scheduler.plan import plan as plan_runs
+from gameday.config import DEFAULT_SCHEDULE_FILE
+
+if TYPE_CHECKING:
+    from gameday.scheduler.plan import PlannedRun
 
 
 def planned_run_json(run: PlannedRun) -> dict[str, Any]:
@@ -34,6 +35,9 @@ def plan_command(schedule_file: Path, weeks: int, as_json: bool) -> None:
     """Show the chaos windows of the next --weeks weeks: one cell at a time, what each runs and
     what a freeze, the rotation or an exclusion skips. Gates that depend on the moment (error
     budget, incidents) are checked when a window opens, not here."""
+    from gameday.config.schedule import load_schedule
+    from gameday.scheduler.plan import plan as plan_runs
+
     with exit_codes():
         schedule = load_schedule(schedule_file)
         runs = plan_runs(schedule, datetime.now(UTC), weeks)

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from gameday.cli.output import EXIT_FAILED, EXIT_OK, exit_codes, print_json, progress_console, say
+from gameday.config import DEFAULT_CELLS_FILE
 from gameday.errors import InputError
 from gameday.model import RunRecord
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 # The engine, chaoslib and SQLAlchemy are imported by the commands that use them: `--help` and
 # the sandbox commands stay quick to start.
-DEFAULT_CELLS_FILE = Path("schedules/cells.yaml")
 
 store_option = click.option("--store", "store_url", envvar="GAMEDAY_STORE",
                             help="Store URL: sqlite:///PATH (default .gameday/gameday.db) or "

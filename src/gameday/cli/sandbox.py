@@ -10,7 +10,6 @@ import click
 
 from gameday.cli.output import exit_codes, print_json, progress_printer, say
 from gameday.errors import InputError
-from gameday.sandbox import manager
 from gameday.sandbox.faults import FAULT_KINDS
 from gameday.sandbox.state import DEFAULT_STATE_DIR
 
@@ -42,6 +41,8 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def up(cells: int, replicas: int, state_dir: Path, quiet: bool) -> None:
     """Start the sandbox; returns once every cell is ready."""
+    from gameday.sandbox import manager
+
     with exit_codes():
         result = manager.sandbox_up(state_dir, cells, replicas, progress_printer(not quiet))
     if result.already_running:
@@ -56,6 +57,8 @@ def up(cells: int, replicas: int, state_dir: Path, quiet: bool) -> None:
 @state_dir_option
 def down(state_dir: Path) -> None:
     """Stop everything the sandbox started and check, by pid, that nothing is left."""
+    from gameday.sandbox import manager
+
     with exit_codes():
         result = manager.sandbox_down(state_dir)
     if result.survivors:
@@ -71,6 +74,8 @@ def down(state_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(state_dir: Path, as_json: bool) -> None:
     """Each cell: URL, replicas, database nodes, proxy, admin endpoint."""
+    from gameday.sandbox import manager
+
     with exit_codes():
         data = manager.sandbox_status(state_dir)
     if as_json:
@@ -117,6 +122,8 @@ def fault(cell: str, kind: str, state_dir: Path, **options: Any) -> None:
 
     Prints one JSON line with the fault id and its expiry.
     """
+    from gameday.sandbox import manager
+
     params = {k: v for k, v in options.items() if v is not None}
     with exit_codes():
         _check_options(kind, params)
@@ -145,6 +152,8 @@ def _check_options(kind: str, params: dict[str, Any]) -> None:
 @state_dir_option
 def revert(cell: str, fault_id: str | None, state_dir: Path) -> None:
     """Revert FAULT_ID in CELL, or every active fault of CELL; reverting twice is harmless."""
+    from gameday.sandbox import manager
+
     with exit_codes():
         reverted = manager.revert_fault(state_dir, cell, fault_id)
     for record in reverted:
@@ -158,6 +167,8 @@ def revert(cell: str, fault_id: str | None, state_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def events(cell: str | None, state_dir: Path, as_json: bool) -> None:
     """The ground-truth event log: what really happened, with UTC and monotonic times."""
+    from gameday.sandbox import manager
+
     with exit_codes():
         records = manager.sandbox_events(state_dir, cell)
     if as_json:

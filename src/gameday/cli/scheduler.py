@@ -11,8 +11,7 @@ import click
 
 from gameday.cli.output import exit_codes, progress_console, say
 from gameday.cli.runs import _progress_renderer, open_store, store_option
-
-DEFAULT_SCHEDULE = Path("schedules/weekly.yaml")
+from gameday.config import DEFAULT_SCHEDULE_FILE
 
 
 @click.group()
@@ -22,7 +21,7 @@ def scheduler() -> None:
 
 @scheduler.command()
 @click.option("--schedule", "schedule_file", type=click.Path(path_type=Path),
-              default=DEFAULT_SCHEDULE, show_default=True, help="The schedule file.")
+              default=DEFAULT_SCHEDULE_FILE, show_default=True, help="The schedule file.")
 @store_option
 @click.option("--reports-dir", type=click.Path(path_type=Path),
               help="Where window reports go (default reports/).")

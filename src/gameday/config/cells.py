@@ -21,11 +21,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gameday.config import DEFAULT_CELLS_FILE
 from gameday.config._errors import read_model
 from gameday.errors import InputError
 from gameday.model import CellObjectives
 
-DEFAULT_CELLS_FILE = Path("schedules/cells.yaml")
 CELLS_SCHEMA_VERSION = 1
 FIX = "correct the cell in the cells file (see schedules/cells.yaml for the format)"
 

@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gameday.config import DEFAULT_SCHEDULE_FILE
 from gameday.config._errors import read_model
 from gameday.config.cells import load_cells
 from gameday.errors import InputError
 from gameday.targets.base import FAULT_KINDS
 
-DEFAULT_SCHEDULE_FILE = Path("schedules/weekly.yaml")
 NOTIFY_EVENTS = ("window_start", "window_end", "run_failed", "run_aborted", "run_skipped")
 DEFAULT_ANCHOR = date(2026, 1, 1)
 SCHEDULE_SCHEMA_VERSION = 1

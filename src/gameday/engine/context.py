@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gameday.config.cells import DEFAULT_CELLS_FILE, Cell, find_cell, load_cells
+from gameday.config import DEFAULT_CELLS_FILE
+from gameday.config.cells import Cell, find_cell, load_cells
 from gameday.errors import InputError
 from gameday.model import LedgerFault
 from gameday.store import Store

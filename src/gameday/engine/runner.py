@@ -25,7 +25,8 @@ from typing import IO, Any
 
 from gameday.analytics.criteria import evaluate, verdict
 from gameday.analytics.recovery import error_rate, halt_reached, percentile, recovered_at, run_figures
-from gameday.config.cells import DEFAULT_CELLS_FILE, Cell, find_cell, load_cells
+from gameday.config import DEFAULT_CELLS_FILE
+from gameday.config.cells import Cell, find_cell, load_cells
 from gameday.config.experiments import Experiment, RunSettings, load_experiment
 from gameday.engine import faults
 from gameday.engine.lease import FAULT_LEASE, holder_id
