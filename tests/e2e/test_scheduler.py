@@ -162,7 +162,8 @@ def test_the_other_scheduler_takes_over_when_the_holder_is_killed(two_cells: San
     wait_cells_ready(two_cells)
     store = f"sqlite:///{tmp_path / 'gameday.db'}"
     cells = write_cells(tmp_path / "cells.yaml", two_cells.state_dir)
-    experiment = quick_latency(tmp_path, duration_s=20, pause_s=20)
+    # Long enough to be killed while it is injecting (the kill comes as soon as it is applied).
+    experiment = quick_latency(tmp_path, duration_s=8, pause_s=8)
     start = in_progress_start(datetime.now(UTC))
     schedules = {name: write_schedule(tmp_path / f"{name}.yaml", name, cells, [cell], experiment,
                                       start=start, minutes=30)
