@@ -81,8 +81,12 @@ def chaos_run(path: Path, cells: Path, store: str, work: Path) -> float:
          "--var", f"gameday_cells_file={cells}", "--var", f"gameday_store={store}", str(path)],
         capture_output=True, text=True, cwd=ROOT, check=False)
     wall = time.monotonic() - started
-    if result.returncode not in (0, 1):  # 1: the hypothesis deviated, the run still ran
-        raise SystemExit(f"chaos run failed:\n{result.stdout}\n{result.stderr}")
+    journal = json.loads((work / "journal.json").read_text()) if result.returncode in (0, 1) \
+        else {}
+    # A peer that did not run its method would "win" with its time: only a completed run counts.
+    if journal.get("status") != "completed":
+        raise SystemExit(f"chaos run did not complete ({journal.get('status')}):\n"
+                         f"{result.stdout}\n{result.stderr}")
     return wall - pauses(path)
 
 

@@ -299,6 +299,30 @@ def test_chaos_toolkit_cli_accepts_each_experiment(name: str) -> None:
     assert "look valid" in result.stdout + result.stderr
 
 
+def test_plain_chaos_run_injects_through_the_ledger_and_rolls_back(cell: Sandbox,
+                                                                   tmp_path: Path) -> None:
+    # The same experiment file under the Chaos Toolkit CLI: its fault still goes through our
+    # one injection path (ledger first), into the store and cells file given as --var.
+    cells = write_cells(tmp_path / "cells.yaml", cell.state_dir)
+    store = f"sqlite:///{tmp_path / 'chaos.db'}"
+    chaos = Path(sys.executable).parent / "chaos"
+    result = subprocess.run([str(chaos), "--no-log-file", "run", "--journal-path",
+                             str(tmp_path / "journal.json"), "--var",
+                             f"gameday_cells_file={cells}", "--var", f"gameday_store={store}",
+                             str(EXPERIMENTS / "pod-kill.yaml")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "completed"
+    fault_id = journal["run"][0]["output"]["fault_id"]
+    with Store.open(store) as opened:
+        (fault,) = opened.ledger_all()
+    assert fault.fault_id == fault_id and fault.kind == "pod-kill"
+    assert fault.reverted_utc is not None and fault.revert_reason == "rollback"
+    assert any(e["event"] == "fault_injected" and e.get("fault_id") == fault_id
+               for e in cell.events())
+
+
 def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'gameday.db'}"
     reports = tmp_path / "reports"
