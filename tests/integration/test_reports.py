@@ -300,3 +300,34 @@ def test_a_real_browser_renders_the_report(tmp_path: Path) -> None:
         white = sum(count for count, colour in colours if colour == (255, 255, 255))
     assert len(colours) > 50, "the page rendered as a flat image"
     assert white / pixels < 0.97, "the page rendered (almost) blank"
+
+
+def test_a_game_day_window_opened_by_hand_collects_its_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gameday.db'}"
+    cells = tmp_path / "cells.yaml"  # a cell whose sandbox is not up: the run is skipped
+    cells.write_text("schema_version: 1\ncells:\n  - {name: cell-1, target: local, local: "
+                     f"{{state_dir: '{tmp_path / 'none'}'}}}}\n")
+    opened = run_cli("window", "open", "game day 12", "--duration", "120", "--store", url, "--json")
+    assert opened.returncode == 0, opened.stderr
+    window_id = json.loads(opened.stdout)["window_id"]
+    latency = str(ROOT / "experiments" / "local" / "latency.yaml")
+    bad = run_cli("run", latency, "--cell", "cell-1", "--cells-file", str(cells), "--store", url,
+                  "--window", "win-nope")
+    assert bad.returncode == 2 and "--window" in bad.stderr and "fix:" in bad.stderr
+    ran = run_cli("run", latency, "--cell", "cell-1", "--cells-file", str(cells), "--store", url,
+                  "--window", window_id, "--json")
+    assert ran.returncode == 1, ran.stderr
+    assert json.loads(ran.stdout)["verdict"] == "skipped"
+    closed = run_cli("window", "close", window_id, "--store", url, "--json")
+    assert json.loads(closed.stdout)["status"] == "closed"
+    listed = json.loads(run_cli("window", "list", "--store", url, "--json").stdout)
+    assert [(w["window_id"], w["name"]) for w in listed] == [(window_id, "game day 12")]
+    out = tmp_path / "window"
+    assert report("window", window_id, "--store", url, "--out", str(out)).returncode == 0
+    data = assert_html_shows_report_json(out)
+    assert data["runs"] == [] and len(data["skipped"]) == 1
+    assert data["skipped"][0]["reason"].startswith("preflight:")
+    # A closed window takes no more runs.
+    late = run_cli("run", latency, "--cell", "cell-1", "--cells-file", str(cells), "--store", url,
+                   "--window", window_id)
+    assert late.returncode == 2 and "closed" in late.stderr
