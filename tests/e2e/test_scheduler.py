@@ -77,8 +77,10 @@ def in_progress_start(now: datetime, ago_minutes: int = 2) -> datetime:
 
 
 def start_scheduler(schedule: Path, store: str, *extra: str) -> subprocess.Popen[str]:
+    # Window reports go beside the schedule (the test's own folder), not into the repo's reports/.
     return subprocess.Popen([sys.executable, "-m", "gameday", "scheduler", "start",
-                             "--schedule", str(schedule), "--store", store, *extra],
+                             "--schedule", str(schedule), "--store", store,
+                             "--reports-dir", str(schedule.parent / "reports"), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
