@@ -174,13 +174,13 @@ class WindowRunner:
         incidents = self.schedule.incidents
         if incidents is not None:
             results.append(self._incident_gate(cell, incidents))
+        budget = self.schedule.error_budget
+        # The cell's runs as far back as the budget period or the minimum interval reaches.
+        lookback = max(timedelta(days=budget.period_days) if budget else timedelta(0),
+                       self.schedule.cells.min_interval)
         with Store.open(self.store_url) as store:
             history = store.list_runs(cell=cell, limit=None, with_journal=False,
-                                      since=now - timedelta(days=max(
-                                          self.schedule.error_budget.period_days
-                                          if self.schedule.error_budget else 0.0, 1.0))
-                                      - self.schedule.cells.min_interval)
-        budget = self.schedule.error_budget
+                                      since=now - lookback)
         if budget is not None:
             results.append(self._budget_gate(cell, budget, history, now))
         results.append(gates.min_interval_gate(cell, history, now,
