@@ -126,9 +126,7 @@ def run_demo(state_dir: Path, experiments: Path, store_url: str | None,
 def render_resilience(store_url: str, reports_dir: Path | None) -> Path:
     """The resilience report over the last 90 days."""
     now = datetime.now(UTC)
-    folder = default_folder("resilience", f"{now:%Y-%m-%d}")
-    if reports_dir is not None:
-        folder = reports_dir / folder.name
+    folder = default_folder("resilience", f"{now:%Y-%m-%d}", reports_dir)
     with Store.open(store_url) as store:
         context = resilience_report(store, now, now - timedelta(days=90))
     return write_report(context, folder).html

@@ -232,10 +232,9 @@ def _weeks(runs: Sequence[RunRecord]) -> list[str]:
     return sorted({fleet.week_label(r.started_utc) for r in runs})
 
 
-def _mttr_trend(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """MTTR by week, for every cell (up to a legible number) and for all cells together."""
+def _mttr_trend(runs: Sequence[RunRecord], overall: dict[str, fleet.Mttr]) -> dict[str, Any]:
+    """MTTR by week (``overall``: of all cells), and per cell up to a legible number."""
     weeks = _weeks(runs)
-    overall = dict(fleet.mttr_by(runs, "week"))
     series = [("all cells", [overall[w].mean_s if w in overall else None for w in weeks])]
     cells = sorted({r.cell for r in runs})
     if 1 < len(cells) <= 8:
@@ -308,9 +307,8 @@ def _summary(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
 
 
 def _scorecard(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
-               dr: Sequence[fleet.DrCompliance],
-               budget: Sequence[fleet.ErrorBudget]) -> list[dict[str, Any]]:
-    by_cell_mttr = dict(fleet.mttr_by(runs, "cell"))
+               dr: Sequence[fleet.DrCompliance], budget: Sequence[fleet.ErrorBudget],
+               by_cell_mttr: dict[str, fleet.Mttr]) -> list[dict[str, Any]]:
     dr_of = {d.cell: d for d in dr}
     rows = []
     for cell_score in score.cells:
@@ -350,6 +348,7 @@ def build_resilience_report(runs: Sequence[RunRecord], now: datetime, since: dat
     pass_cell_kind = fleet.pass_rate_by(chosen, ("cell", "kind"))
     cell_names = sorted({r.cell for r in chosen})
     findings = fleet.findings(chosen)
+    by_cell, by_week = fleet.mttr_by(chosen, "cell"), fleet.mttr_by(chosen, "week")
     return _report({
         "schema_version": REPORT_SCHEMA_VERSION, "report": "resilience", "generated_at": now,
         "title": "Resilience report",
@@ -358,12 +357,12 @@ def build_resilience_report(runs: Sequence[RunRecord], now: datetime, since: dat
         "summary": _summary(chosen, score, trend, budget),
         "counts": fleet.summary_counts(chosen),
         "score": {"formula": fleet.SCORE_FORMULA, "fleet": score.fleet, "cells": score.cells},
-        "scorecard": _scorecard(chosen, score, dr, budget),
+        "scorecard": _scorecard(chosen, score, dr, budget, dict(by_cell)),
         "mttr": {"overall": fleet.mttr(chosen),
                  "by_kind": [{"kind": k, **asdict(m)} for k, m in fleet.mttr_by(chosen, "kind")],
-                 "by_cell": [{"cell": c, **asdict(m)} for c, m in fleet.mttr_by(chosen, "cell")],
-                 "by_week": [{"week": w, **asdict(m)} for w, m in fleet.mttr_by(chosen, "week")]},
-        "mttr_trend": _mttr_trend(chosen),
+                 "by_cell": [{"cell": c, **asdict(m)} for c, m in by_cell],
+                 "by_week": [{"week": w, **asdict(m)} for w, m in by_week]},
+        "mttr_trend": _mttr_trend(chosen, dict(by_week)),
         "trend": trend,
         "pass_rate": {
             "overall": fleet.pass_rate(chosen),

@@ -46,9 +46,10 @@ def parse_since(value: str, now: datetime) -> datetime:
     return parsed
 
 
-def default_folder(kind: str, ident: str) -> Path:
+def default_folder(kind: str, ident: str, root: Path | None = None) -> Path:
+    """``<root>/<kind>-<id>``; root defaults to reports/."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", ident)
-    return DEFAULT_REPORTS_DIR / f"{kind}-{safe}"
+    return (root or DEFAULT_REPORTS_DIR) / f"{kind}-{safe}"
 
 
 def run_report(store: Store, run_id: str, now: datetime) -> dict[str, Any]:

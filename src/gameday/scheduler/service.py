@@ -92,19 +92,22 @@ class SchedulerService:
             job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S,
                           "max_instances": 1},
             timezone="UTC")
+        # One store for the service's own bookkeeping (heartbeats every few seconds).
+        store = Store.open(self.store_url)
         try:
-            self.catch_up()
+            self.catch_up(store)
             scheduler.start()
             self._schedule_next(scheduler)
             while not self.stop.wait(HEARTBEAT_S):
-                self._heartbeat()
+                self._heartbeat(store)
                 if not scheduler.get_jobs():  # the last window fired: plan the next one
                     self._schedule_next(scheduler)
         finally:
             # A window in progress sees `stop` and halts its run (revert within a second);
             # wait for it, so nothing is left under fault when this returns.
             scheduler.shutdown(wait=True)
-            self._heartbeat()
+            self._heartbeat(store)
+            store.close()
             self.runner.notifier.close()
             _SERVICES.pop(self.schedule.name, None)
 
@@ -124,21 +127,19 @@ class SchedulerService:
                  f" ({planned.experiment or 'no experiment'})")
         return planned
 
-    def _heartbeat(self) -> None:
-        with Store.open(self.store_url) as store:
-            store.state_set(last_seen_key(self.schedule.name), self.clock().isoformat())
+    def _heartbeat(self, store: Store) -> None:
+        store.state_set(last_seen_key(self.schedule.name), self.clock().isoformat())
 
-    def catch_up(self) -> list[str]:
+    def catch_up(self, store: Store) -> list[str]:
         """Record windows missed while no scheduler ran; run one still in progress."""
         now = self.clock()
-        with Store.open(self.store_url) as store:
-            seen = store.state_get(last_seen_key(self.schedule.name))
+        seen = store.state_get(last_seen_key(self.schedule.name))
         ended = [] if seen is None else [
             w for w in window_occurrences(self.schedule, datetime.fromisoformat(seen), now)
             if w.end_utc <= now]
         # record_missed claims each window: one that did run (or was recorded) is left alone.
         done = [w.window_id for w in ended if self.runner.record_missed(w) is not None]
-        self._heartbeat()
+        self._heartbeat(store)
         current = window_containing(self.schedule, now)
         if current is not None and now - current.start_utc > timedelta(seconds=MISFIRE_GRACE_S):
             self.say(f"window {current.window_id} is in progress: running what is left of it")

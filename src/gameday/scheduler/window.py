@@ -228,11 +228,11 @@ class WindowRunner:
     def _wait_for_lease(self, holder: str, until: datetime) -> bool:
         """Take the global fault lease, waiting while another run holds it (never past the
         window's end). Faults a dead holder left are reverted by the run's own reconcile."""
-        while not self.stop.is_set() and self.clock() < until:
-            with Store.open(self.store_url) as store:
+        with Store.open(self.store_url) as store:
+            while not self.stop.is_set() and self.clock() < until:
                 if store.lease_acquire(FAULT_LEASE, holder, self.lease_ttl, self.clock()):
                     return True
-            self.stop.wait(LEASE_POLL_S)
+                self.stop.wait(LEASE_POLL_S)
         return False
 
     # -- after ---------------------------------------------------------------------------
@@ -247,9 +247,7 @@ class WindowRunner:
 
     def _report(self, store: Store, window_id: str) -> Path | None:
         try:
-            folder = default_folder("window", window_id)
-            if self.reports_dir is not None:
-                folder = self.reports_dir / folder.name
+            folder = default_folder("window", window_id, self.reports_dir)
             return write_report(window_report(store, window_id, self.clock()), folder).html
         except Exception:  # a report must never take the scheduler down with it
             log.exception("could not render the report of window %s", window_id)
