@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,8 +25,22 @@ progress_console = Console(stderr=True, highlight=False,
                            width=None if sys.stderr.isatty() else 160)
 
 
+# C0 and C1 control characters (and DEL): a title or an error text from a file or a target
+# must not move the cursor, recolour or retitle the user's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def literal(text: object) -> str:
+    """``text`` made safe for a terminal: control characters written as escapes (``\\x1b``).
+
+    Print the result with markup off (``say``, ``click.echo``, ``rich.text.Text``): square
+    brackets in untrusted text are then shown as they are.
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 def say(message: str) -> None:
-    progress_console.print(message, markup=False)
+    progress_console.print(message, markup=False, highlight=False)
 
 
 def fail(code: int, message: str) -> NoReturn:
