@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
@@ -22,6 +23,7 @@ from gameday.config.schedule import load_schedule
 from gameday.engine.reconcile import reconcile
 from gameday.scheduler.notify import Notifier
 from gameday.scheduler.plan import PlannedWindow
+from gameday.scheduler.service import SchedulerService
 from gameday.scheduler.window import WindowRunner
 from gameday.store import Store
 from helpers import ROOT, Sandbox, run_cli, wait_for
@@ -396,3 +398,90 @@ def test_a_bad_schedule_exits_2_and_schedules_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "timezone" in result.stderr and "fix:" in result.stderr
     assert not store.exists()
+
+
+# ------------------------------------------------------------- the service, in process
+
+
+@dataclass
+class LiveService:
+    """A SchedulerService in a thread, with a clock the test can move forward."""
+
+    service: SchedulerService
+    said: list[str]
+    offset: list[timedelta]
+    thread: threading.Thread
+
+    def said_something(self, text: str) -> str | None:
+        return next((m for m in list(self.said) if text in m), None)
+
+    def stop(self) -> None:
+        self.service.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def live_service(tmp_path: Path) -> Iterator[Callable[[Path, str], LiveService]]:
+    started: list[LiveService] = []
+
+    def start(schedule: Path, store: str) -> LiveService:
+        said: list[str] = []
+        offset = [timedelta(0)]
+        service = SchedulerService(load_schedule(schedule), store, threading.Event(), said.append,
+                                   reports_dir=tmp_path / "reports",
+                                   lease_ttl=timedelta(seconds=3),
+                                   clock=lambda: datetime.now(UTC) + offset[0])
+        live = LiveService(service, said, offset, threading.Thread(target=service.run_forever))
+        live.thread.start()
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+def one_cell_schedule(tmp_path: Path, name: str, start: datetime) -> Path:
+    # No sandbox: the run is a preflight skip, which is all these tests need of it.
+    cells = write_cells(tmp_path / "cells.yaml", tmp_path / "no-sandbox", ("cell-1",))
+    return write_schedule(tmp_path / f"{name}.yaml", name, cells, ["cell-1"],
+                          EXPERIMENTS / "latency.yaml", start=start, minutes=30)
+
+
+def test_a_window_that_fails_is_logged_and_fired_again(
+        tmp_path: Path, live_service: Callable[[Path, str], LiveService],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = f"sqlite:///{tmp_path / 'gameday.db'}"
+    schedule = one_cell_schedule(tmp_path, "flaky", in_progress_start(datetime.now(UTC)))
+    real_run, calls = WindowRunner.run, []
+
+    def fails_once(self: WindowRunner, planned: PlannedWindow) -> object:
+        calls.append(planned.window_id)
+        if len(calls) == 1:
+            raise RuntimeError("the store went away")
+        return real_run(self, planned)
+
+    monkeypatch.setattr(WindowRunner, "run", fails_once)
+    live = live_service(schedule, store)
+    wait_for(lambda: windows_closed(store, {"flaky"}), 30, "the window, fired again")
+    assert live.said_something("failed (RuntimeError: the store went away)"), live.said
+    assert live.thread.is_alive()
+    with Store.open(store) as opened:
+        (window,) = opened.list_windows()
+        assert len(opened.list_runs(window_id=window.window_id)) == 1
+
+
+def test_the_watchdog_notices_a_window_that_did_not_fire(
+        tmp_path: Path, live_service: Callable[[Path, str], LiveService]) -> None:
+    store = f"sqlite:///{tmp_path / 'gameday.db'}"
+    now = datetime.now(UTC)
+    start = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    live = live_service(one_cell_schedule(tmp_path, "stalled", start), store)
+    wait_for(lambda: live.said_something("next window stalled-"), 30, "the plan")
+    # To the service the window started 20 s ago; APScheduler, on the real clock, never fired.
+    live.offset[0] = start + timedelta(seconds=20) - datetime.now(UTC)
+    warning = wait_for(lambda: live.said_something("watchdog:"), 30, "the watchdog")
+    assert f"window stalled-{start:%Y%m%dT%H%MZ} was due" in warning and "did not fire" in warning
+    wait_for(lambda: windows_closed(store, {"stalled"}), 30, "the window, run by the watchdog")
+    assert window_count(store) == 1

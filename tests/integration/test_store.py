@@ -435,6 +435,92 @@ def test_a_window_is_claimed_once_and_state_is_kept(store: Store) -> None:
         store.state_set("schema_version", "3")
 
 
+def test_a_window_claim_expires_and_is_taken_over_once(store: Store) -> None:
+    window = WindowRecord("weekly-20260103T0200Z", "weekly", T0, T0 + timedelta(hours=2))
+    ttl = timedelta(seconds=15)
+    assert store.claim_window(window, "a", T0 + ttl)
+    assert not store.claim_window(window, "b", T0 + ttl)
+    claim = store.window_claim(window.window_id)
+    assert claim is not None and (claim.holder, claim.expires_utc) == ("a", T0 + ttl)
+    assert store.get_window(window.window_id) == window  # the claim is not part of the record
+    # a renews while it runs the window: nobody can take it over meanwhile
+    assert store.renew_window(window.window_id, "a", T0 + timedelta(seconds=25))
+    assert not store.take_over_window(window.window_id, "b", T0 + timedelta(seconds=39),
+                                      T0 + timedelta(seconds=24))
+    assert store.orphaned_windows("weekly", T0 + timedelta(seconds=24)) == []
+    # a died: once its claim expired the window is an orphan, and one taker wins it
+    later = T0 + timedelta(seconds=26)
+    assert store.orphaned_windows("weekly", later) == [window]
+    assert store.orphaned_windows("other", later) == []
+    assert store.take_over_window(window.window_id, "b", later + ttl, later)
+    assert not store.take_over_window(window.window_id, "c", later + ttl, later)
+    assert not store.renew_window(window.window_id, "a", later + ttl)  # a learns it lost it
+    assert not store.close_claimed_window(window.window_id, "a", later)
+    assert store.close_claimed_window(window.window_id, "b", later)
+    closed = store.get_window(window.window_id)
+    assert closed is not None and (closed.status, closed.ended_utc) == ("closed", later)
+    # a closed window is nobody's to take over, however old its claim
+    assert store.orphaned_windows("weekly", later + timedelta(days=1)) == []
+    assert not store.take_over_window(window.window_id, "c", later + timedelta(days=2),
+                                      later + timedelta(days=1))
+    assert not store.renew_window(window.window_id, "b", later + ttl)
+
+
+def test_a_window_without_a_holder_never_expires(store: Store) -> None:
+    store.create_window(WindowRecord("by-hand", "weekly", T0))  # `gameday window open`
+    assert store.claim_window(WindowRecord("missed", "weekly", T0, status="closed"))
+    late = T0 + timedelta(days=30)
+    assert store.orphaned_windows("weekly", late) == []
+    assert not store.take_over_window("by-hand", "b", late + timedelta(seconds=15), late)
+    assert store.window_claim("by-hand") == store.window_claim("missed")
+    assert store.window_claim("nope") is None
+
+
+TAKE_OVER_RACE = textwrap.dedent("""
+    import sys, time
+    from datetime import UTC, datetime, timedelta
+    from gameday.store import Store
+    url, me, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with Store.open(url) as store:
+        time.sleep(max(0.0, start - time.time()))
+        now = datetime.now(UTC)
+        print(store.take_over_window("w", me, now + timedelta(seconds=30), now))
+""")
+
+
+def test_processes_racing_to_take_over_a_window_get_one_holder(store_url: str) -> None:
+    with Store.open(store_url) as store:
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        assert store.claim_window(WindowRecord("w", "weekly", past), "dead", past)
+    start = f"{time.time() + 1.5}"
+    procs = [python_script(TAKE_OVER_RACE, store_url, f"p{i}", start) for i in range(4)]
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert sorted(o[0].strip() for o in outs) == ["False", "False", "False", "True"]
+
+
+def test_a_version_2_store_is_upgraded_in_place_with_window_claims(store_url: str) -> None:
+    # A store as version 2 wrote it: windows without a claim, one of them still open.
+    make_version_2(store_url)
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO windows (window_id, name, started_utc, status, timezone, detail) "
+            "VALUES ('old', 'weekly', :t, 'open', 'UTC', '{}')"),
+            {"t": T0 if "postgresql" in store_url else T0.replace(tzinfo=None)})
+    engine.dispose()
+    with Store.open(store_url) as store:
+        assert store.get_window("old") == WindowRecord("old", "weekly", T0)
+        claim = store.window_claim("old")
+        assert claim is not None and claim.holder is None  # never taken over: no lease to expire
+        assert store.claim_window(WindowRecord("new", "weekly", T0), "a", T0)
+        assert [w.window_id for w in store.orphaned_windows("weekly", T0)] == ["new"]
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM meta")).scalar() == str(STORE_SCHEMA_VERSION)
+    engine.dispose()
+
+
 def python_script(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -447,6 +533,7 @@ OPEN_AND_WRITE = textwrap.dedent("""
     from gameday.store import Store
 
     url, name = sys.argv[1], sys.argv[2]
+    print("ready", flush=True)
     sys.stdin.readline()  # start together
     with Store.open(url) as store:
         expires = datetime.now(UTC) + timedelta(minutes=1)
@@ -455,9 +542,25 @@ OPEN_AND_WRITE = textwrap.dedent("""
 """)
 
 
-def test_processes_opening_a_new_store_at_once(store_url: str) -> None:
-    procs = [python_script(OPEN_AND_WRITE, store_url, f"f-{i}") for i in range(3)]
-    for proc in procs:  # after every interpreter has started, so they create the tables at once
+def make_version_2(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE windows DROP COLUMN claim_holder"))
+        conn.execute(sa.text("ALTER TABLE windows DROP COLUMN claim_expires_utc"))
+        conn.execute(sa.text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("start", ["new", "version 2"])
+def test_processes_opening_a_store_at_once(store_url: str, start: str) -> None:
+    """Schedulers started together on a new store (or right after an upgrade) all come up."""
+    if start == "version 2":
+        make_version_2(store_url)
+    procs = [python_script(OPEN_AND_WRITE, store_url, f"f-{i}") for i in range(6)]
+    for proc in procs:  # once every interpreter is ready, so they prepare the schema at once
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
@@ -465,7 +568,8 @@ def test_processes_opening_a_new_store_at_once(store_url: str) -> None:
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     with Store.open(store_url) as store:
-        assert sorted(f.fault_id for f in store.ledger_all()) == ["f-0", "f-1", "f-2"]
+        assert sorted(f.fault_id for f in store.ledger_all()) == [f"f-{i}" for i in range(6)]
+        assert store.claim_window(WindowRecord("w", "weekly", T0), "a", T0)
 
 
 WRITE_SAMPLES = textwrap.dedent("""

@@ -4,6 +4,7 @@ exclusions, and the `gameday plan` command."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
@@ -25,8 +26,8 @@ from gameday.scheduler.plan import (
     window_containing,
     window_occurrences,
 )
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("pod-kill", "latency", "cpu-stress", "db-failover")
 SEED_WEEKS = {1: "pod-kill", 2: "latency", 3: "cpu-stress", 4: "db-failover"}
 CELLS_YAML = """
@@ -45,7 +46,7 @@ def write_schedule(tmp_path: Path, **changes: Any) -> Path:
     """Write the seed's schedule with ``changes`` on top to tmp_path, with its files."""
     (tmp_path / "cells.yaml").write_text(CELLS_YAML)
     for kind in KINDS:
-        (tmp_path / f"{kind}.yaml").write_text("")
+        shutil.copy(ROOT / "experiments" / "local" / f"{kind}.yaml", tmp_path / f"{kind}.yaml")
     data: dict[str, Any] = {
         "schema_version": 1, "name": "chaos", "timezone": "UTC",
         "windows": [{"days": ["saturday"], "start": "02:00", "duration_minutes": 120}],

@@ -3,6 +3,7 @@ that names the field, what was expected, what was found and how to fix it."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,8 +21,8 @@ from gameday.config.schedule import (
     load_schedule,
 )
 from gameday.errors import InputError
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("pod-kill", "latency", "cpu-stress", "db-failover")
 CELLS_YAML = """
 schema_version: 1
@@ -35,7 +36,8 @@ def base_schedule(tmp_path: Path) -> dict[str, Any]:
     """A valid schedule whose files all live in tmp_path (absolute paths)."""
     (tmp_path / "cells.yaml").write_text(CELLS_YAML)
     for kind in KINDS:
-        (tmp_path / f"{kind}.yaml").write_text("")  # only existence is checked
+        # The schedule loader validates every mapped experiment, so these are real ones.
+        shutil.copy(ROOT / "experiments" / "local" / f"{kind}.yaml", tmp_path / f"{kind}.yaml")
     return {
         "schema_version": 1, "name": "test-chaos", "timezone": "UTC",
         "windows": [{"days": ["saturday"], "start": "02:00", "duration_minutes": 120}],

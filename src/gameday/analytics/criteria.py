@@ -9,6 +9,18 @@ from typing import Any
 from gameday.model import CriterionResult, Verdict
 
 
+def criterion_figures() -> frozenset[str]:
+    """The figures a criterion may name: every number a run stores (recovery.Figures) and the
+    two the engine adds."""
+    from dataclasses import fields
+
+    from gameday.analytics.recovery import Figures
+
+    skip = {"t_inject", "t_fault_end", "recovered"}
+    return frozenset({f.name for f in fields(Figures) if f.name not in skip}
+                     | {"replica_crashes", "recovery_after_fault_end_s"})
+
+
 @dataclass(frozen=True)
 class Criterion:
     figure: str

@@ -8,6 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -39,8 +40,15 @@ def literal(text: object) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
+def literal_lines(text: object) -> str:
+    """Like ``literal``, keeping line breaks (a message of several lines)."""
+    return "\n".join(literal(line) for line in str(text).split("\n"))
+
+
 def say(message: str) -> None:
-    progress_console.print(message, markup=False, highlight=False)
+    """Progress on stderr, printed literally: messages carry names and texts from files and
+    targets."""
+    progress_console.print(literal_lines(message), markup=False, highlight=False)
 
 
 def fail(code: int, message: str) -> NoReturn:
@@ -48,18 +56,40 @@ def fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
+ERROR_LOG_DIR = Path(".gameday/logs")
+
+
 @contextmanager
 def exit_codes() -> Iterator[None]:
-    """Map our errors to exit codes: input errors 2, anything else of ours 3."""
+    """Map our errors to exit codes: input errors 2, anything else of ours 3. An unexpected
+    exception is an internal fault: its traceback goes to a log file (0600), not the screen."""
     try:
         yield
     except InputError as exc:
-        fail(EXIT_INPUT, f"error: {exc.message()}")
+        fail(EXIT_INPUT, literal_lines(f"error: {exc.message()}"))
     except GamedayError as exc:
-        fail(EXIT_INTERNAL, f"error: {exc}")
-    except Exception:
-        traceback.print_exc()
-        fail(EXIT_INTERNAL, "internal error: the traceback above says where; please report it")
+        fail(EXIT_INTERNAL, literal_lines(f"error: {exc}"))
+    except Exception as exc:
+        where = _write_traceback()
+        seen = f"{type(exc).__name__}: {literal(exc)}"
+        fail(EXIT_INTERNAL, f"internal error ({seen}); the traceback is in {where}: please "
+                            "report it with that file" if where else
+             f"internal error ({seen}); traceback:\n{traceback.format_exc()}")
+
+
+def _write_traceback() -> Path | None:
+    from datetime import UTC, datetime
+
+    from gameday.engine.redact import redact_text
+    from gameday.files import open_private
+
+    path = ERROR_LOG_DIR / f"internal-error-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.log"
+    try:
+        with open_private(path, exclusive=True) as fh:
+            fh.write(redact_text(traceback.format_exc(), ()).encode())
+    except OSError:
+        return None
+    return path
 
 
 def print_json(data: Any) -> None:

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from gameday.cli.output import exit_codes, print_json
+from gameday.cli.output import exit_codes, literal, print_json
+from gameday.cli.params import whole
 from gameday.config import DEFAULT_SCHEDULE_FILE
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def planned_run_json(run: PlannedRun) -> dict[str, Any]:
 @click.command("plan")
 @click.option("--schedule", "schedule_file", type=click.Path(path_type=Path),
               default=DEFAULT_SCHEDULE_FILE, show_default=True, help="The schedule file.")
-@click.option("--weeks", type=click.IntRange(1, 520), default=4, show_default=True,
+@click.option("--weeks", type=whole(1, 520), default=4, show_default=True,
               help="How many weeks ahead to plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the runs.")
 def plan_command(schedule_file: Path, weeks: int, as_json: bool) -> None:
@@ -51,7 +53,7 @@ def plan_command(schedule_file: Path, weeks: int, as_json: bool) -> None:
     for r in runs:
         w = r.window
         table.add_row(f"{w.start_utc:%Y-%m-%d %H:%M}", f"{w.start_local:%a %H:%M %Z}", r.cell,
-                      r.experiment or "-", r.skip_reason or "will run")
+                      r.experiment or "-", Text(literal(r.skip_reason or "will run")))
     Console().print(table)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gameday.cli.output import exit_codes
+from gameday.cli.output import exit_codes, literal
 from gameday.cli.runs import open_store, store_option
 
 out_option = click.option("--out", type=click.Path(path_type=Path),
@@ -21,22 +21,23 @@ pdf_option = click.option("--pdf", is_flag=True,
 
 def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
            out: Path | None, default: Callable[[datetime], Path], pdf: bool) -> None:
-    from gameday.reporting.render import require_pdf, write_report
+    from gameday.reporting.render import check_folder, require_pdf, write_report
 
     now = datetime.now(UTC)
     with exit_codes():
         if pdf:
             require_pdf()  # before anything is read or written
-        store = open_store(store_url)
+        check_folder(out or default(now))
+        store = open_store(store_url, create=False)
         try:
             context = build(store, now)
         finally:
             store.close()
         files = write_report(context, out or default(now), pdf=pdf)
-    click.echo(str(files.html))
+    click.echo(literal(files.html))
     for extra in (files.markdown, files.json, files.pdf):
         if extra is not None:
-            click.echo(str(extra))
+            click.echo(literal(extra))
 
 
 @click.group()

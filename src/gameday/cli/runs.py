@@ -13,8 +13,21 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from gameday.cli.output import EXIT_FAILED, EXIT_OK, exit_codes, print_json, progress_console, say
+from gameday.cli.output import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_OK,
+    exit_codes,
+    fail,
+    literal,
+    literal_lines,
+    print_json,
+    progress_console,
+    say,
+)
+from gameday.cli.params import finite, whole
 from gameday.config import DEFAULT_CELLS_FILE
 from gameday.errors import InputError
 from gameday.model import RunRecord
@@ -34,12 +47,15 @@ cells_option = click.option("--cells-file", type=click.Path(path_type=Path),
                             help="The cells file.")
 
 
-def open_store(url: str | None) -> Store:
-    """Open the store and clean up after any crash before doing anything else."""
+def open_store(url: str | None, *, create: bool = True) -> Store:
+    """Open the store and clean up after any crash before doing anything else.
+
+    ``create=False`` for commands that only read: a store that does not exist is an input
+    error (exit 2), not a new empty file."""
     from gameday.engine.reconcile import reconcile
     from gameday.store import Store, resolve_store_url
 
-    store = Store.open(resolve_store_url(url))
+    store = Store.open(resolve_store_url(url), create=create)
     result = reconcile(store)
     for fault in result.faults:
         say(f"reverted orphaned fault {fault.fault_id} ({fault.kind} on {fault.cell})")
@@ -55,11 +71,13 @@ def reconcile_default_store() -> None:
     one (never create it just for that)."""
     import os
 
-    from gameday.store import DEFAULT_STORE_URL, STORE_ENV, StoreError
+    from gameday.files import DEFAULT_STORE_URL, STORE_ENV
 
     url = os.environ.get(STORE_ENV) or DEFAULT_STORE_URL
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return
+    from gameday.store import StoreError
+
     try:
         open_store(url).close()
     except (StoreError, InputError) as exc:
@@ -68,22 +86,40 @@ def reconcile_default_store() -> None:
 
 @click.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--cell", help="Check the experiments against this cell too.")
+@click.option("--cell", help="Check the experiments against this cell too (its provider "
+              "policy, its target, and each fault against the live cell).")
 @cells_option
 def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path) -> None:
-    """Check experiment files completely, touching nothing."""
+    """Check experiment files completely, touching nothing. Every file is reported; exit 2
+    when any is invalid."""
     from gameday.config.cells import find_cell, load_cells
-    from gameday.config.experiments import load_experiment
+    from gameday.config.experiments import configured_cell, load_experiment
+    from gameday.engine.checks import check_for_cell
 
     with exit_codes():
         cells = load_cells(cells_file) if cell or cells_file.exists() else {}
-        for path in experiments:
-            experiment = load_experiment(path)
-            name = cell or experiment.cell
+        if cell is not None:
+            find_cell(cells, cell, str(cells_file))
+    invalid = 0
+    for path in experiments:
+        try:
+            name = cell or (configured_cell(path) if cells else None)
             if name is not None and cells:
-                find_cell(cells, name, str(cells_file))
-            click.echo(f"{path}: valid ({experiment.settings.kind}"
-                       + (f", cell {name}" if name else "") + ")")
+                check = check_for_cell(path, find_cell(cells, name, str(cells_file)))
+                experiment, unchecked = check.experiment, check.unchecked
+            else:
+                experiment, unchecked = load_experiment(path), None
+        except InputError as exc:
+            invalid += 1
+            click.echo(literal(f"{path}: invalid"), err=True)
+            click.echo(literal_lines(f"error: {exc.message()}"), err=True)
+            continue
+        note = "" if unchecked is None else \
+            f"; faults not checked against the live cell: {unchecked}"
+        click.echo(literal(f"{path}: valid ({experiment.settings.kind}"
+                           + (f", cell {name}" if name else "") + note + ")"))
+    if invalid:
+        fail(EXIT_INPUT, f"{invalid} of {len(experiments)} experiment files invalid")
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -132,10 +168,11 @@ def _fmt(value: Any, unit: str = "") -> str:
 def print_summary(record: RunRecord, console: Console) -> None:
     f = record.figures
     colour = "green" if record.verdict == "passed" else "red"
-    console.print(f"[bold]{record.experiment}[/bold] on {record.cell} ({record.target})",
-                  highlight=False)
-    console.print(f"verdict: [{colour}]{record.verdict}[/{colour}] - {record.reason}",
-                  highlight=False, markup=True)
+    # Titles and reasons come from files and targets: Text, never markup.
+    console.print(Text.assemble((literal(record.experiment), "bold"),
+                                f" on {literal(record.cell)} ({record.target})"))
+    console.print(Text.assemble("verdict: ", (str(record.verdict), colour),
+                                f" - {literal(record.reason)}"))
     table = Table(show_header=True, box=None)
     for col in ("impact", "recovery", "RTO", "RPO rows", "RPO", "peak errors", "p95 before",
                 "p95 during", "samples"):
@@ -150,7 +187,8 @@ def print_summary(record: RunRecord, console: Console) -> None:
         for col in ("criterion", "expected", "actual", "ok"):
             crit.add_column(col)
         for c in record.criteria:
-            crit.add_row(c.name, c.expected, c.actual, "yes" if c.ok else "NO")
+            crit.add_row(Text(literal(c.name)), Text(literal(c.expected)),
+                         Text(literal(c.actual)), "yes" if c.ok else "NO")
         console.print(crit)
     console.print(f"run id: {record.run_id}", highlight=False)
 
@@ -161,12 +199,14 @@ def print_summary(record: RunRecord, console: Console) -> None:
 @cells_option
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result.")
-@click.option("--probe-hz", type=float, help="Override the probe rate.")
-@click.option("--baseline", "baseline_s", type=float, help="Override the baseline seconds.")
-@click.option("--stability-window", "stability_window_s", type=float,
-              help="Override the stability window (s).")
-@click.option("--recovery-timeout", "recovery_timeout_s", type=float,
-              help="Override the recovery timeout (s).")
+@click.option("--probe-hz", type=finite(0, 50, low_open=True),
+              help="Override the probe rate (above 0, at most 50).")
+@click.option("--baseline", "baseline_s", type=finite(0.5, 600),
+              help="Override the baseline seconds (0.5 to 600).")
+@click.option("--stability-window", "stability_window_s", type=finite(0, 600, low_open=True),
+              help="Override the stability window (s, above 0, at most 600).")
+@click.option("--recovery-timeout", "recovery_timeout_s", type=finite(0, 3600, low_open=True),
+              help="Override the recovery timeout (s, above 0, at most 3600).")
 @click.option("--window", "window_id", help="Record the run in this open chaos window.")
 def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | None,
         as_json: bool, window_id: str | None, probe_hz: float | None, baseline_s: float | None,
@@ -175,7 +215,7 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
 
     Exit 0 passed; 1 failed, aborted, not recovered or skipped; 2 invalid input; 3 internal.
     """
-    from gameday.engine.runner import RunRequest, run_experiment
+    from gameday.engine.runner import RunRequest, prepare, run_experiment
 
     request = RunRequest(experiment=experiment, cell=cell, cells_file=cells_file,
                          store_url=store_url, probe_hz=probe_hz, baseline_s=baseline_s,
@@ -187,12 +227,13 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
         signal.signal(sig, lambda *_: stop.set())
     live, show = _progress_renderer(progress_console)
     with exit_codes():
+        prepared = prepare(request)  # bad input: exit 2 before the store is even opened
         open_store(store_url).close()
         if live is not None:
             with live:
-                record = run_experiment(request, show, stop)
+                record = run_experiment(request, show, stop, prepared=prepared)
         else:
-            record = run_experiment(request, show, stop)
+            record = run_experiment(request, show, stop, prepared=prepared)
     if as_json:
         print_json(run_json(record))
     else:
@@ -203,12 +244,12 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
 @click.command()
 @store_option
 @click.option("--cell", help="Only runs of this cell.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--limit", type=whole(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def runs(store_url: str | None, cell: str | None, limit: int, as_json: bool) -> None:
     """List stored runs, newest first."""
     with exit_codes():
-        store = open_store(store_url)
+        store = open_store(store_url, create=False)
         records = store.list_runs(cell=cell, limit=limit)
         store.close()
     if as_json:
@@ -218,9 +259,9 @@ def runs(store_url: str | None, cell: str | None, limit: int, as_json: bool) -> 
     for col in ("run id", "started (UTC)", "cell", "kind", "verdict", "recovery", "reason"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.run_id, f"{r.started_utc:%Y-%m-%d %H:%M:%S}", r.cell, r.kind,
-                      r.verdict or r.status, _fmt(r.figures.get("recovery_s"), " s"),
-                      (r.reason or "")[:60])
+        table.add_row(r.run_id, f"{r.started_utc:%Y-%m-%d %H:%M:%S}", Text(literal(r.cell)),
+                      r.kind, r.verdict or r.status, _fmt(r.figures.get("recovery_s"), " s"),
+                      Text(literal((r.reason or "")[:60])))
     Console().print(table)
 
 
@@ -231,7 +272,7 @@ def runs(store_url: str | None, cell: str | None, limit: int, as_json: bool) -> 
 def show(run_id: str, store_url: str | None, as_json: bool) -> None:
     """Show one stored run: verdict, figures, criteria."""
     with exit_codes():
-        store = open_store(store_url)
+        store = open_store(store_url, create=False)
         record = store.get_run(run_id)
         faults = store.ledger_for_run(run_id)
         store.close()
@@ -248,8 +289,8 @@ def show(run_id: str, store_url: str | None, as_json: bool) -> None:
         return
     print_summary(record, Console())
     for f in faults:
-        click.echo(f"fault {f.fault_id} {f.kind}: {f.state}"
-                   + (f" ({f.revert_reason})" if f.revert_reason else ""))
+        click.echo(literal(f"fault {f.fault_id} {f.kind}: {f.state}"
+                           + (f" ({f.revert_reason})" if f.revert_reason else "")))
 
 
 @click.command()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gameday.cli.output import exit_codes, progress_console, say
+from gameday.cli.output import exit_codes, literal, progress_console, say
 from gameday.cli.runs import _progress_renderer, open_store, store_option
 from gameday.config import DEFAULT_SCHEDULE_FILE
 
@@ -27,11 +27,14 @@ def scheduler() -> None:
               help="Where window reports go (default reports/).")
 @click.option("--lease-ttl", type=click.FloatRange(min=2.0, max=300.0), default=15.0,
               show_default=True,
-              help="Seconds the global fault lease outlives its holder's last heartbeat.")
+              help="Seconds the global fault lease and a window's claim outlive their holder's "
+                   "last heartbeat (then another scheduler takes over).")
 def start(schedule_file: Path, store_url: str | None, reports_dir: Path | None,
           lease_ttl: float) -> None:
     """Run windows as the schedule says until SIGTERM or Ctrl-C, which halt the run in
-    progress, revert its faults, release the lease and exit 0."""
+    progress, revert its faults, release the lease and exit 0. Any number of schedulers may
+    run on one store: each window runs once, and one whose scheduler died is taken over by
+    another of the same schedule."""
     from gameday.config.schedule import load_schedule
     from gameday.scheduler.service import SchedulerService
     from gameday.store import resolve_store_url
@@ -43,7 +46,9 @@ def start(schedule_file: Path, store_url: str | None, reports_dir: Path | None,
     with exit_codes():
         schedule = load_schedule(schedule_file)  # bad input: exit 2, nothing scheduled
         open_store(store_url).close()  # reverts what a crash left behind
-        say(f"scheduler {schedule.name} started ({schedule_file}); SIGTERM or Ctrl-C stops it")
-        SchedulerService(schedule, resolve_store_url(store_url), stop, say, show, reports_dir,
-                         timedelta(seconds=lease_ttl)).run_forever()
-    say(f"scheduler {schedule.name} stopped: nothing left under fault")
+        say(f"scheduler {literal(schedule.name)} started ({literal(schedule_file)}); SIGTERM or "
+            "Ctrl-C stops it")
+        # Window ids, cell names and error text come from files and targets: print literally.
+        SchedulerService(schedule, resolve_store_url(store_url), stop, lambda m: say(literal(m)),
+                         show, reports_dir, timedelta(seconds=lease_ttl)).run_forever()
+    say(f"scheduler {literal(schedule.name)} stopped: nothing left under fault")

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from gameday.cli.output import exit_codes, print_json
+from gameday.cli.output import exit_codes, literal, print_json
+from gameday.cli.params import finite
 from gameday.cli.runs import open_store, store_option
 from gameday.model import WindowRecord
+
+MAX_WINDOW_MINUTES = 7 * 24 * 60  # a game day, or a week of chaos at most
 
 
 def window_json(window: WindowRecord) -> dict[str, object]:
@@ -28,7 +32,8 @@ def window() -> None:
 
 @window.command("open")
 @click.argument("name")
-@click.option("--duration", "minutes", type=float, help="Planned length in minutes.")
+@click.option("--duration", "minutes", type=finite(0, MAX_WINDOW_MINUTES, low_open=True),
+              help=f"Planned length in minutes (above 0, at most {MAX_WINDOW_MINUTES}).")
 @store_option
 @click.option("--json", "as_json", is_flag=True)
 def open_(name: str, minutes: float | None, store_url: str | None, as_json: bool) -> None:
@@ -45,7 +50,7 @@ def open_(name: str, minutes: float | None, store_url: str | None, as_json: bool
     if as_json:
         print_json(window_json(opened))
     else:
-        click.echo(opened.window_id)
+        click.echo(literal(opened.window_id))
 
 
 @window.command()
@@ -65,7 +70,7 @@ def close(window_id: str, store_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json(window_json(closed))
     else:
-        click.echo(f"{closed.window_id} closed")
+        click.echo(literal(f"{closed.window_id} closed"))
 
 
 @window.command("list")
@@ -74,7 +79,7 @@ def close(window_id: str, store_url: str | None, as_json: bool) -> None:
 def list_(store_url: str | None, as_json: bool) -> None:
     """List windows, newest first."""
     with exit_codes():
-        store = open_store(store_url)
+        store = open_store(store_url, create=False)
         try:
             windows = store.list_windows()
         finally:
@@ -86,5 +91,6 @@ def list_(store_url: str | None, as_json: bool) -> None:
     for col in ("window id", "name", "started (UTC)", "status"):
         table.add_column(col)
     for w in windows:
-        table.add_row(w.window_id, w.name, f"{w.started_utc:%Y-%m-%d %H:%M:%S}", w.status)
+        table.add_row(Text(literal(w.window_id)), Text(literal(w.name)),
+                      f"{w.started_utc:%Y-%m-%d %H:%M:%S}", w.status)
     Console().print(table)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from gameday.config import DEFAULT_CELLS_FILE
-from gameday.config._errors import read_model
+from gameday.config._errors import StrictModel, read_model
+from gameday.config.policy import DEFAULT_POLICY, AllowModel, ProviderPolicy
 from gameday.errors import InputError
 from gameday.model import CellObjectives
 
@@ -30,8 +31,7 @@ CELLS_SCHEMA_VERSION = 1
 FIX = "correct the cell in the cells file (see schedules/cells.yaml for the format)"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class LocalTargetModel(_Strict):
@@ -46,14 +46,18 @@ class KubernetesTargetModel(_Strict):
     url: str | None = None
 
 
+# Upper bounds keep every figure a report compares against finite and meaningful.
+MAX_OBJECTIVE_S = 30 * 86400.0
+
+
 class SloModel(_Strict):
     availability: float = Field(default=99.95, gt=0, le=100)
-    p95_latency_ms: float = Field(default=250.0, gt=0)
+    p95_latency_ms: float = Field(default=250.0, gt=0, le=600_000)
 
 
 class DrModel(_Strict):
-    rto_s: float = Field(default=900.0, gt=0)
-    rpo_s: float = Field(default=300.0, ge=0)
+    rto_s: float = Field(default=900.0, gt=0, le=MAX_OBJECTIVE_S)
+    rpo_s: float = Field(default=300.0, ge=0, le=MAX_OBJECTIVE_S)
 
 
 class ProbeModel(_Strict):
@@ -62,14 +66,15 @@ class ProbeModel(_Strict):
 
 class HaltModel(_Strict):
     error_rate_above: float = Field(default=0.5, gt=0, le=1)
-    for_s: float = Field(default=5.0, gt=0)
+    for_s: float = Field(default=5.0, gt=0, le=3600)
 
 
 class CellModel(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    # A DNS label, like a Kubernetes namespace: it names directories, schemas and reports.
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
     target: Literal["local", "kubernetes"]
     tier: int = Field(default=2, ge=1, le=3)
-    tenants: list[str] = Field(default_factory=list)
+    tenants: list[str] = Field(default_factory=list, max_length=1000)
     local: LocalTargetModel | None = None
     kubernetes: KubernetesTargetModel | None = None
     slo: SloModel = SloModel()
@@ -77,6 +82,8 @@ class CellModel(_Strict):
     probe: ProbeModel = ProbeModel()
     halt: HaltModel = HaltModel()
     secrets: dict[str, str] = Field(default_factory=dict)
+    # Providers beyond gameday's own that this cell's experiments may use (probes only).
+    allow: AllowModel | None = None
 
     @field_validator("tenants")
     @classmethod
@@ -111,6 +118,7 @@ class Cell:
     k8s_label_selector: str | None
     k8s_url: str | None
     secrets: tuple[tuple[str, str], ...]
+    allow: ProviderPolicy = DEFAULT_POLICY
 
     @property
     def secret_values(self) -> list[str]:
@@ -155,6 +163,7 @@ def _to_cell(model: CellModel, base: Path, source: str, index: int) -> Cell:
         k8s_context=k8s.context if k8s else None, k8s_namespace=k8s.namespace if k8s else None,
         k8s_label_selector=k8s.label_selector if k8s else None, k8s_url=k8s.url if k8s else None,
         secrets=tuple(sorted(model.secrets.items())),
+        allow=ProviderPolicy.from_model(model.allow),
     )
 
 

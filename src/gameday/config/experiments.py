@@ -7,22 +7,23 @@ fault's arguments are in range, label selectors are not empty, and it names exac
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
-from gameday.analytics.criteria import Criterion
-from gameday.config._errors import input_error_from, yaml_error
-from gameday.engine.faults import validate_spec
+from gameday.analytics.criteria import Criterion, criterion_figures
+from gameday.config._errors import StrictModel, input_error_from
+from gameday.config._files import load_file
+from gameday.config.chaos_shape import check_shape
+from gameday.config.policy import ACTIONS_MODULE, DEFAULT_POLICY, ProviderPolicy, check_providers
+from gameday.config.policy import activities as _activities
 from gameday.errors import InputError
+from gameday.model.faults import validate_spec
 from gameday.targets.base import FAULT_KINDS, FaultKind
 
-ACTIONS_MODULE = "gameday.chaos.actions"
 # Provider function -> the fault kind it injects.
 FAULT_FUNCTIONS: dict[str, FaultKind] = {
     "kill_pods": "pod-kill",
@@ -33,15 +34,23 @@ FAULT_FUNCTIONS: dict[str, FaultKind] = {
 FIX = "see the experiments in experiments/local/ for the expected shape"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class CriterionModel(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     figure: str = Field(min_length=1)
     max: float | None = None
     min: float | None = None
+
+    @field_validator("figure")
+    @classmethod
+    def _known(cls, figure: str) -> str:
+        known = criterion_figures()
+        if figure not in known:
+            raise ValueError(f"{figure!r} is not a figure a run measures; one of "
+                             + ", ".join(sorted(known)))
+        return figure
 
 
 class LatencyToleranceModel(_Strict):
@@ -55,13 +64,29 @@ class HaltModel(_Strict):
     for_s: float = Field(gt=0)
 
 
+# The ranges of the run settings a file or a flag may set: (low, high, low excluded).
+SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
+    "probe_hz": (0.0, 50.0, True),
+    "baseline_s": (0.5, 600.0, False),
+    "recovery_timeout_s": (0.0, 3600.0, True),
+    "stability_window_s": (0.0, 600.0, True),
+}
+
+
+def _ranged(name: str, default: float) -> Any:
+    low, high, low_open = SETTING_RANGES[name]
+    if low_open:
+        return Field(default=default, gt=low, le=high)
+    return Field(default=default, ge=low, le=high)
+
+
 class GamedayExtensionModel(_Strict):
     name: str
     kind: FaultKind
-    probe_hz: float = Field(default=10.0, gt=0, le=50)
-    baseline_s: float = Field(default=3.0, ge=0.5, le=600)
-    recovery_timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    stability_window_s: float = Field(default=10.0, gt=0, le=600)
+    probe_hz: float = _ranged("probe_hz", 10.0)
+    baseline_s: float = _ranged("baseline_s", 3.0)
+    recovery_timeout_s: float = _ranged("recovery_timeout_s", 60.0)
+    stability_window_s: float = _ranged("stability_window_s", 10.0)
     error_window_s: float = Field(default=1.0, gt=0, le=60)
     # Absent: a sample is too slow above the cell's p95 latency SLO.
     latency_tolerance: LatencyToleranceModel | None = None
@@ -93,25 +118,17 @@ class Experiment:
     settings: RunSettings
     cell: str | None  # the one cell its configuration names, if any
     secret_values: tuple[str, ...]
+    faults: tuple[FaultAction, ...] = ()
 
 
 def parse_document(path: Path) -> dict[str, Any]:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError("EXPERIMENT", "an experiment file", f"no file at {path}",
-                         "pass the path of a YAML or JSON experiment") from exc
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{source}:{exc.lineno}:{exc.colno}", "valid JSON", exc.msg,
-                         "fix the JSON syntax at that line") from exc
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, source) from exc
+    """The experiment at ``path`` as data: a regular file of at most 1 MiB, within the depth,
+    alias and number limits of config._files."""
+    data = load_file(path, "EXPERIMENT", "an experiment file (YAML or JSON)",
+                     "pass the path of a YAML or JSON experiment")
     if not isinstance(data, dict):
-        raise InputError(source, "a mapping (a Chaos Toolkit experiment)", type(data).__name__,
-                         FIX)
+        raise InputError(str(path), "a mapping (a Chaos Toolkit experiment)",
+                         type(data).__name__, FIX)
     return data
 
 
@@ -129,23 +146,24 @@ def _chaos_validate(document: dict[str, Any], source: str) -> None:
         raise InputError(source, "a valid Chaos Toolkit experiment", str(exc),
                          "fix the experiment where the message points; `chaos validate FILE` "
                          "shows the same check") from exc
+    except Exception as exc:  # chaoslib assumes shapes ours let through: still the file's fault
+        raise InputError(source, "a Chaos Toolkit experiment chaoslib can check",
+                         f"{type(exc).__name__}: {exc}",
+                         "compare the file with experiments/local/; `chaos validate FILE` "
+                         "runs the same check") from exc
     finally:
         chaos_log.setLevel(level)
 
 
-def _activities(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found: list[tuple[str, dict[str, Any]]] = []
-    hypothesis = document.get("steady-state-hypothesis") or {}
-    for i, a in enumerate(hypothesis.get("probes", []) or []):
-        found.append((f"steady-state-hypothesis.probes.{i}", a))
-    for section in ("method", "rollbacks"):
-        for i, a in enumerate(document.get(section, []) or []):
-            found.append((f"{section}.{i}", a))
-    return [(w, a) for w, a in found if isinstance(a, dict)]
+@dataclass(frozen=True)
+class FaultAction:
+    where: str  # e.g. "method.0.provider.arguments"
+    kind: FaultKind
+    spec: dict[str, Any]  # normalised arguments
 
 
-def _check_faults(document: dict[str, Any], source: str, kind: FaultKind) -> None:
-    kinds = []
+def _check_faults(document: dict[str, Any], source: str, kind: FaultKind) -> list[FaultAction]:
+    found: list[FaultAction] = []
     for where, activity in _activities(document):
         provider = activity.get("provider") or {}
         arguments = provider.get("arguments") or {}
@@ -156,13 +174,21 @@ def _check_faults(document: dict[str, Any], source: str, kind: FaultKind) -> Non
                              "every pod in the namespace")
         if provider.get("module") == ACTIONS_MODULE and provider.get("func") in FAULT_FUNCTIONS:
             fault_kind = FAULT_FUNCTIONS[provider["func"]]
+            if not where.startswith("method."):
+                raise InputError(f"{source}: {where}", "fault actions in the method only",
+                                 f"{provider['func']} ({fault_kind})", "move the fault into "
+                                 "the method; rollbacks and the hypothesis only revert and "
+                                 "probe")
             spec = {k: v for k, v in arguments.items() if k != "label_selector"}
-            validate_spec(fault_kind, spec, f"{source}: {where}.provider.arguments")
-            kinds.append(fault_kind)
+            at = f"{where}.provider.arguments"
+            found.append(FaultAction(at, fault_kind,
+                                     validate_spec(fault_kind, spec, f"{source}: {at}")))
+    kinds = [f.kind for f in found]
     if kind not in kinds:
         raise InputError(f"{source}: method", f"an action injecting a {kind} fault "
                          f"({ACTIONS_MODULE})", ", ".join(kinds) or "no fault action",
                          f"add the {kind} action, or set extensions.gameday.kind to match")
+    return found
 
 
 def _extension(document: dict[str, Any], source: str) -> GamedayExtensionModel:
@@ -175,7 +201,7 @@ def _extension(document: dict[str, Any], source: str) -> GamedayExtensionModel:
     try:
         return GamedayExtensionModel.model_validate(entries[0])
     except ValidationError as exc:
-        raise input_error_from(exc, f"{source}: extensions.gameday", FIX) from exc
+        raise input_error_from(exc, source, FIX, prefix="extensions.gameday") from exc
 
 
 def _configured_cell(document: dict[str, Any], source: str) -> str | None:
@@ -195,24 +221,32 @@ def _configured_cell(document: dict[str, Any], source: str) -> str | None:
 
 
 def _secret_values(document: dict[str, Any]) -> tuple[str, ...]:
-    values: list[str] = []
-    for scope in (document.get("secrets") or {}).values():
-        if isinstance(scope, dict):
-            for value in scope.values():
-                if isinstance(value, str):
-                    values.append(value)
-                elif isinstance(value, dict) and isinstance(value.get("value"), str):
-                    values.append(value["value"])
-    return tuple(v for v in values if v)
+    """What to mask: inline and environment values now; the worker adds what chaoslib resolves."""
+    from gameday.config.secret_values import declared_secret_values
+
+    return declared_secret_values(document.get("secrets"))
 
 
-def load_experiment(path: Path) -> Experiment:
-    """Parse and validate ``path``; raise InputError before anything is touched."""
+def configured_cell(path: Path) -> str | None:
+    """The one cell the experiment's configuration names, reading the file only."""
+    document = parse_document(path)
+    check_shape(document, str(path))
+    return _configured_cell(document, str(path))
+
+
+def load_experiment(path: Path, policy: ProviderPolicy = DEFAULT_POLICY) -> Experiment:
+    """Parse and validate ``path``; raise InputError before anything is touched.
+
+    In this order, so nothing named by the file is imported before it is allowed: the file
+    (regular, size, depth, finite numbers), its shape, the provider policy, our extension and
+    the faults' arguments; only then chaoslib's own check, which imports the providers."""
     source = str(path)
     document = parse_document(path)
-    _chaos_validate(document, source)
+    check_shape(document, source)
+    check_providers(document, policy, source)
     ext = _extension(document, source)
-    _check_faults(document, source, ext.kind)
+    fault_actions = _check_faults(document, source, ext.kind)
+    _chaos_validate(document, source)
     settings = RunSettings(
         kind=ext.kind, probe_hz=ext.probe_hz, baseline_s=ext.baseline_s,
         recovery_timeout_s=ext.recovery_timeout_s, stability_window_s=ext.stability_window_s,
@@ -226,7 +260,9 @@ def load_experiment(path: Path) -> Experiment:
     )
     return Experiment(path=path, title=str(document["title"]), document=document,
                       settings=settings, cell=_configured_cell(document, source),
+                      faults=tuple(fault_actions),
                       secret_values=_secret_values(document))
 
 
-__all__ = ["FAULT_KINDS", "Experiment", "RunSettings", "load_experiment"]
+__all__ = ["FAULT_KINDS", "SETTING_RANGES", "Experiment", "FaultAction", "RunSettings",
+           "configured_cell", "load_experiment"]

@@ -21,12 +21,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from gameday.config import DEFAULT_SCHEDULE_FILE
-from gameday.config._errors import read_model
+from gameday.config._errors import StrictModel, read_model
 from gameday.config.cells import load_cells
+from gameday.config.policy import DEFAULT_POLICY, AllowModel, ProviderPolicy
 from gameday.errors import InputError
+from gameday.targets import target_unavailable
 from gameday.targets.base import FAULT_KINDS
 
 NOTIFY_EVENTS = ("window_start", "window_end", "run_failed", "run_aborted", "run_skipped")
@@ -44,8 +46,7 @@ _KINDS = ", ".join(FAULT_KINDS)
 # ------------------------------------------------------------------------------ the file's shape
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 # Wall times are checked by hand (_wall_time): YAML 1.1 reads an unquoted 12:30 as the base-60
@@ -144,6 +145,8 @@ class ScheduleModel(_Strict):
     freezes: list[FreezeModel] = Field(default_factory=list)
     gates: GatesModel = GatesModel()
     notifications: NotificationsModel | None = None
+    # Providers beyond gameday's own that this schedule's experiments may use (probes only).
+    allow: AllowModel | None = None
 
 
 # ------------------------------------------------------------------------------ what code uses
@@ -170,6 +173,9 @@ class CellPolicy:
     order: tuple[str, ...]
     exclude: Mapping[str, frozenset[str]] = field(hash=False)
     min_interval: timedelta  # 0: no limit
+    # Cells whose target gameday cannot drive yet, and why: planned as skipped, never run.
+    cannot_run: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                          hash=False)
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,7 @@ class Schedule:
     incidents: IncidentGate | None
     notifications: Notifications | None
     source: str
+    allow: ProviderPolicy = DEFAULT_POLICY
 
 
 def wall_time_utc(day: date, wall: time, zone: ZoneInfo) -> datetime:
@@ -457,8 +464,32 @@ def _cells(model: CellsModel, source: str) -> CellPolicy:
             raise InputError(f"{source}: cells.exclude.{name}", expected, name, fix)
         exclude[name] = frozenset(_kind(k, f"{source}: cells.exclude.{name}.{i}")
                                   for i, k in enumerate(kinds))
+    cannot_run = {name: why for name in order
+                  if (why := target_unavailable(known[name])) is not None}
     return CellPolicy(file=path, order=tuple(order), exclude=MappingProxyType(exclude),
-                      min_interval=timedelta(hours=model.min_interval_hours))
+                      min_interval=timedelta(hours=model.min_interval_hours),
+                      cannot_run=MappingProxyType(cannot_run))
+
+
+def _check_experiments(experiments: Mapping[str, Path], cells: CellPolicy,
+                       allow: ProviderPolicy, source: str) -> None:
+    """Each mapped file is a valid experiment of its slot's kind for every cell that may run
+    it (each cell's own opt-ins with the schedule's), so a bad file fails now, not at 02:00."""
+    from gameday.config.experiments import load_experiment
+
+    known = load_cells(cells.file)
+    for kind, path in experiments.items():
+        runners = [c for c in cells.order if c not in cells.cannot_run
+                   and kind not in cells.exclude.get(c, frozenset())]
+        policies = {known[c].allow.union(allow) for c in runners} or {allow}
+        for policy in policies:
+            experiment = load_experiment(path, policy)
+            if experiment.settings.kind != kind:
+                raise InputError(f"{source}: experiments.{kind}",
+                                 f"an experiment of kind {kind} (extensions.gameday.kind)",
+                                 f"{path}, of kind {experiment.settings.kind}",
+                                 f"point {kind} at a {kind} experiment, e.g. "
+                                 f"experiments/local/{kind}.yaml")
 
 
 def _instant(value: Any, where: str) -> datetime:
@@ -558,12 +589,15 @@ def load_schedule(path: Path = DEFAULT_SCHEDULE_FILE) -> Schedule:
     rotation = _rotation(model.rotation, source)
     experiments = _experiments(model.experiments, rotation, source)
     cells = _cells(model.cells, source)
+    allow = ProviderPolicy.from_model(model.allow)
+    _check_experiments(experiments, cells, allow, source)
     freezes = tuple(_freeze(f, source, i) for i, f in enumerate(model.freezes))
     error_budget, incidents = _gates(model.gates, source)
     return Schedule(name=model.name, timezone=zone.key, windows=windows, rotation=rotation,
                     experiments=MappingProxyType(experiments), cells=cells, freezes=freezes,
                     error_budget=error_budget, incidents=incidents,
-                    notifications=_notifications(model.notifications, source), source=source)
+                    notifications=_notifications(model.notifications, source), source=source,
+                    allow=allow)
 
 
 __all__ = [

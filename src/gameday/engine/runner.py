@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import secrets
@@ -27,11 +28,20 @@ from gameday.analytics.criteria import evaluate, verdict
 from gameday.analytics.recovery import error_rate, halt_reached, percentile, recovered_at, run_figures
 from gameday.config import DEFAULT_CELLS_FILE
 from gameday.config.cells import Cell, find_cell, load_cells
-from gameday.config.experiments import Experiment, RunSettings, load_experiment
+from gameday.config.experiments import (
+    SETTING_RANGES,
+    Experiment,
+    RunSettings,
+    configured_cell,
+    parse_document,
+)
+from gameday.config.policy import DEFAULT_POLICY, ProviderPolicy
 from gameday.engine import faults
+from gameday.engine.checks import check_for_cell
 from gameday.engine.lease import FAULT_LEASE, holder_id
-from gameday.engine.redact import redact_text
+from gameday.engine.redact import Redactor, redact_text, store_url_secrets
 from gameday.errors import InputError
+from gameday.files import open_private
 from gameday.model import RunEvent, RunRecord, Sample
 from gameday.sandbox.procs import identify
 from gameday.store import STORE_ENV, Store
@@ -47,6 +57,7 @@ WORKER_STOP_GRACE_S = 10.0
 # The method itself (pauses included) may not run longer than this past the recovery horizon.
 METHOD_SLACK_S = 120.0
 DEFAULT_LEASE_TTL_S = 15.0
+STOPPED = "stopped: interrupted (Ctrl-C or SIGTERM) before any fault was injected"
 LEASE_RENEW_S = 1.0
 
 
@@ -64,6 +75,7 @@ class RunRequest:
     deadline_utc: datetime | None = None  # the window's end: halt there (reason window_end)
     lease_holder: str | None = None  # who holds the fault lease for this run (default: the run)
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+    allow: ProviderPolicy = DEFAULT_POLICY  # the schedule's opt-ins, with the cell's own
 
 
 @dataclass(frozen=True)
@@ -89,24 +101,33 @@ class Prepared:
 
 def prepare(request: RunRequest) -> Prepared:
     """Everything that can be checked before touching anything; raises InputError."""
-    experiment = load_experiment(request.experiment)
-    name = request.cell or experiment.cell
-    if name is None:
-        raise InputError("--cell", "the one cell to run against", "nothing",
-                         "pass --cell NAME (or set gameday_cell in the experiment's configuration)")
-    cell = find_cell(load_cells(request.cells_file), name, str(request.cells_file))
     overrides: dict[str, Any] = {k: v for k, v in {
         "probe_hz": request.probe_hz, "baseline_s": request.baseline_s,
         "stability_window_s": request.stability_window_s,
         "recovery_timeout_s": request.recovery_timeout_s}.items() if v is not None}
     for key, value in overrides.items():
-        if value <= 0:
-            raise InputError(f"--{key.replace('_', '-')}", "a number above 0", value,
-                             "pass a positive number")
+        check_setting(key, value)
+    name = request.cell or configured_cell(request.experiment)
+    if name is None:
+        raise InputError("--cell", "the one cell to run against", "nothing",
+                         "pass --cell NAME (or set gameday_cell in the experiment's configuration)")
+    cell = find_cell(load_cells(request.cells_file), name, str(request.cells_file))
+    experiment = check_for_cell(request.experiment, cell, request.allow).experiment
     settings = replace(experiment.settings, **overrides)
     if settings.latency_factor is None and settings.latency_max_ms is None:
         settings = replace(settings, latency_max_ms=cell.p95_latency_slo_ms)
     return Prepared(experiment, settings, cell, open_target(cell))
+
+
+def check_setting(key: str, value: float) -> None:
+    """An override of a run setting: finite and in the range an experiment file may use."""
+    low, high, low_open = SETTING_RANGES[key]
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        bound = f"above {low:g}" if low_open else f"at least {low:g}"
+        raise InputError(f"--{key.removesuffix('_s').replace('_', '-')}",
+                         f"a finite number {bound} and at most {high:g}", value,
+                         "pass a number in that range")
 
 
 def new_run_id() -> str:
@@ -139,6 +160,7 @@ class RunSupervisor:
         self.p = prepared
         request = request or RunRequest(prepared.experiment.path)
         self.window_id = request.window_id
+        self.allow = request.allow
         self.deadline = request.deadline_utc
         self.lease_ttl = timedelta(seconds=request.lease_ttl_s)
         self.s = prepared.settings
@@ -152,9 +174,13 @@ class RunSupervisor:
         self.holder = request.lease_holder or holder_id(f"run {self.run_id}")
         self.lease_renewed = time.monotonic()
         self.live = _Live(t0=time.monotonic())
+        self.started_utc = datetime.now(UTC)
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.phase = "preflight"
         self.worker: subprocess.Popen[str] | None = None
+        # What this process knows of the run's secrets; the worker also masks what chaoslib resolves.
+        self.redactor = Redactor([*prepared.experiment.secret_values, *prepared.cell.secret_values,
+                                  *store_url_secrets(store_url)])
 
     # -- progress ------------------------------------------------------------------------
     def _report(self, samples: list[Sample], note: str = "") -> None:
@@ -185,18 +211,19 @@ class RunSupervisor:
         return None
 
     def skipped(self, reason: str) -> RunRecord:
-        now = datetime.now(UTC)
-        record = self._record(status="completed", verdict="skipped", reason=reason, ended=now)
+        record = self._record(status="completed", verdict="skipped", reason=reason,
+                              ended=datetime.now(UTC))
         self.store.create_run(record)
         return record
 
     def _record(self, **kw: Any) -> RunRecord:
         me = identify(os.getpid())
         return RunRecord(
-            run_id=self.run_id, experiment=self.p.experiment.title,
+            run_id=self.run_id, experiment=self.redactor.text(self.p.experiment.title),
             experiment_path=str(self.p.experiment.path), kind=self.s.kind, cell=self.p.cell.name,
-            target=self.p.cell.target, started_utc=datetime.now(UTC), status=kw["status"],
-            ended_utc=kw.get("ended"), verdict=kw.get("verdict"), reason=kw.get("reason"),
+            target=self.p.cell.target, started_utc=self.started_utc, status=kw["status"],
+            ended_utc=kw.get("ended"), verdict=kw.get("verdict"),
+            reason=None if kw.get("reason") is None else self.redactor.text(kw["reason"]),
             runner_pid=me.pid if me else None, runner_start_ticks=me.start_ticks if me else None,
             window_id=self.window_id, objectives=self.p.cell.objectives,
         )
@@ -227,9 +254,13 @@ class RunSupervisor:
             other = self._other_cell_under_fault()
         if other is not None:
             return self.skipped(f"lock: cell {other} is under fault; one cell at a time")
+        if self.stop.is_set():
+            return self.skipped(STOPPED)
         problem = self.preflight()
         if problem is not None:
             return self.skipped(f"preflight: {problem}")
+        if self.stop.is_set():  # SIGTERM during the preflight: nothing was injected
+            return self.skipped(STOPPED)
         self.store.create_run(self._record(status="running"))
         sampler = Sampler(self.p.target, self.run_id, self.s.probe_hz, self.live.t0).start()
         worker: subprocess.Popen[str] | None = None
@@ -261,11 +292,12 @@ class RunSupervisor:
             time.sleep(LOOP_S)
 
     def _start_worker(self) -> subprocess.Popen[str]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.log_dir / f"{self.run_id}.worker.log").open("ab")
+        # 0600 in a 0700 directory: the worker masks secrets, but a log still says what it saw.
+        log_file = open_private(self.log_dir / f"{self.run_id}.worker.log", append=True)
         cmd = [sys.executable, "-m", "gameday.engine.worker", "--run-id", self.run_id,
                "--experiment", str(self.p.experiment.path), "--cell", self.p.cell.name,
-               "--cells-file", str(self.cells_file), "--parent", str(os.getpid())]
+               "--cells-file", str(self.cells_file), "--parent", str(os.getpid()),
+               "--allow", json.dumps(self.allow.to_json())]
         worker = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=log_file, text=True, bufsize=1,
                                   env={**os.environ, STORE_ENV: self.store_url})
@@ -349,6 +381,10 @@ class RunSupervisor:
         return limit, span
 
     def _done(self, samples: list[Sample], now: float, started: float) -> bool:
+        if self.stop.is_set() and self.live.halted:
+            # Ctrl-C or SIGTERM: reverted already (the halt); the operator wants it over, not
+            # a measured recovery.
+            return True
         t_inject = self.live.t_inject
         if t_inject is None:
             # No fault (yet): done once the worker is, or when the method overstays.
@@ -397,7 +433,7 @@ class RunSupervisor:
 
     def _take_events(self) -> list[RunEvent]:
         events, self.live.events = self.live.events, []
-        return events
+        return [replace(e, detail=self.redactor.value(e.detail)) for e in events]
 
     # -- figures and verdict ---------------------------------------------------------------
     def _finish(self, samples: list[Sample]) -> RunRecord:
@@ -426,8 +462,9 @@ class RunSupervisor:
                                   injected=self.live.t_inject is not None)
         self.store.add_events(self.run_id, self._take_events() + self._ground_truth())
         self.store.update_run(self.run_id, status="completed", ended_utc=datetime.now(UTC),
-                              verdict=outcome, reason=redact_text(reason, self.p.cell.secret_values),
-                              figures=values, criteria=results)
+                              verdict=outcome, reason=self.redactor.text(reason),
+                              figures=values,
+                              criteria=[replace(c, name=self.redactor.text(c.name)) for c in results])
         record = self.store.get_run(self.run_id)
         assert record is not None
         return record
@@ -460,11 +497,13 @@ class RunSupervisor:
 
 
 def run_experiment(request: RunRequest, progress: ProgressSink, stop: threading.Event,
-                   log_dir: Path = Path(".gameday/logs")) -> RunRecord:
-    """Validate, reconcile the ledger, then run; the record is stored before it is returned."""
+                   log_dir: Path = Path(".gameday/logs"),
+                   prepared: Prepared | None = None) -> RunRecord:
+    """Validate (unless ``prepared`` is given), reconcile the ledger, then run; the record is
+    stored before it is returned."""
     from gameday.store import resolve_store_url
 
-    prepared = prepare(request)
+    prepared = prepared or prepare(request)
     url = resolve_store_url(request.store_url)
     store = Store.open(url)
     try:
@@ -487,16 +526,20 @@ def record_skipped(store_url: str, *, cell: str, cells_file: Path, experiment: P
 
     title = kind
     if experiment is not None:
-        title = load_experiment(experiment).title
+        # The title only: a skip must be recorded even when the file has gone bad since.
+        with contextlib.suppress(InputError):
+            title = str(parse_document(experiment).get("title") or kind)
     objectives = None
     cells = load_cells(cells_file)
     if cell in cells:
         objectives = find_cell(cells, cell, str(cells_file)).objectives
     target = cells[cell].target if cell in cells else "local"
-    record = RunRecord(run_id=new_run_id(), experiment=title,
+    known = [*(cells[cell].secret_values if cell in cells else ()), *store_url_secrets(store_url)]
+    record = RunRecord(run_id=new_run_id(), experiment=redact_text(title, known),
                        experiment_path=str(experiment or ""), kind=kind, cell=cell,
                        target=target, started_utc=now, status="completed", ended_utc=now,
-                       verdict="skipped", reason=reason, window_id=window_id,
+                       verdict="skipped", window_id=window_id,
+                       reason=redact_text(reason, known),
                        objectives=objectives)
     with Store.open(store_url) as store:
         store.create_run(record)

@@ -30,13 +30,19 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._seq = 0
         self._flushed = 0
+        # At most MAX_IN_FLIGHT probes at once: a cell that stops answering must not grow an
+        # unbounded queue of probes behind it (a tick with no free slot is not sent).
+        self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
 
     def start(self) -> Sampler:
         self._thread.start()
         return self
 
     def _probe(self, seq: int, sent: float, utc: datetime) -> None:
-        result = self.target.probe(seq, self.tag)
+        try:
+            result = self.target.probe(seq, self.tag)
+        finally:
+            self._slots.release()
         sample = Sample(t=sent - self.t0, utc=utc, ok=result.ok, latency_ms=result.latency_ms,
                         status=result.status, error=result.error, write_seq=result.write_seq,
                         payment_id=result.payment_id)
@@ -46,8 +52,9 @@ class Sampler:
     def _run(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            self._seq += 1
-            self._pool.submit(self._probe, self._seq, time.monotonic(), datetime.now(UTC))
+            if self._slots.acquire(blocking=False):
+                self._seq += 1
+                self._pool.submit(self._probe, self._seq, time.monotonic(), datetime.now(UTC))
             next_tick += self.period
             delay = next_tick - time.monotonic()
             if delay < 0:  # fell behind (a stalled host): skip ticks rather than burst

@@ -142,12 +142,27 @@ class ReportFiles:
     pdf: Path | None = None
 
 
+def check_folder(folder: Path) -> None:
+    """Refuse, before anything is read, an --out that cannot hold a report."""
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError("--out", "a folder (new, or one to write the report into)",
+                         f"{parent} is a file", "pass a folder path to --out")
+
+
 def write_report(context: dict[str, Any], folder: Path, pdf: bool = False) -> ReportFiles:
     """Write index.html, report.md, report.json (and report.pdf) into ``folder``."""
     if pdf:
         require_pdf()
+    check_folder(folder)
     html = render_html(context)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise InputError("--out", "a folder gameday may create", f"{folder}: {exc.strerror}",
+                         "pass a folder path to --out") from exc
     files = ReportFiles(folder, folder / "index.html", folder / "report.md", folder / "report.json")
     files.html.write_text(html, encoding="utf-8")
     files.markdown.write_text(render_markdown(context), encoding="utf-8")
@@ -161,5 +176,5 @@ def write_report(context: dict[str, Any], folder: Path, pdf: bool = False) -> Re
     return ReportFiles(files.folder, files.html, files.markdown, files.json, target)
 
 
-__all__ = ["ReportFiles", "escape", "fmt", "md_escape", "render_html", "render_json",
+__all__ = ["ReportFiles", "check_folder", "escape", "fmt", "md_escape", "render_html", "render_json",
            "render_markdown", "require_pdf", "write_report"]

@@ -26,15 +26,24 @@ _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([hdw])$")
 _UNIT = {"h": "hours", "d": "days", "w": "weeks"}
 
 
+MAX_SINCE_DAYS = 3660  # ten years: as far back as a resilience report is meaningful
+
+
 def parse_since(value: str, now: datetime) -> datetime:
     """``90d``, ``12w``, ``36h`` before ``now``, or an ISO date/time (UTC when no offset)."""
     text = value.strip()
     match = _SPAN.match(text)
     if match:
-        span = timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
-        if span <= timedelta(0):
-            raise InputError("--since", "a span above 0", value, "pass e.g. --since 90d")
-        return now - span
+        try:
+            span = timedelta(**{_UNIT[match.group(2)]: float(match.group(1))})
+            start = now - span
+        except OverflowError as exc:  # 99999999d: before year 1
+            raise InputError("--since", f"a span of at most {MAX_SINCE_DAYS} days", value,
+                             "pass e.g. --since 90d, or an ISO date") from exc
+        if span <= timedelta(0) or span > timedelta(days=MAX_SINCE_DAYS):
+            raise InputError("--since", f"a span above 0 and at most {MAX_SINCE_DAYS} days",
+                             value, "pass e.g. --since 90d")
+        return start
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:

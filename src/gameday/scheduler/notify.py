@@ -21,8 +21,9 @@ The documented JSON, POSTed with ``Content-Type: application/json``::
 ``text`` is one line for people: Slack incoming webhooks read it, and so do Mattermost,
 Rocket.Chat and Teams through a connector; it is escaped the way Slack asks (``&``, ``<``, ``>``).
 The structured ``gameday`` object holds the values unescaped and is what other tools read; chat tools
-ignore top-level keys they do not know. Passwords in URLs and conninfo strings among the values
-are masked (engine.redact) before they leave.
+ignore top-level keys they do not know. Passwords in URLs and conninfo strings among the values,
+and the secrets the Notifier was given (the cells' ``secrets``), are masked (engine.redact)
+before they leave; run reasons are masked where they are made, before they are stored.
 
 Posting happens in a background thread, so a slow webhook never delays a fault revert: ``send``
 only queues (a full queue drops the notification with a warning). Failures are logged, never
@@ -41,11 +42,11 @@ import threading
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gameday.engine.redact import redact_text
+from gameday.engine.redact import Redactor
 from gameday.scheduler.gates import describe_http_error, http_fetch
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,10 @@ _TITLES: Mapping[str, tuple[str, str]] = {
 }
 
 
-def notification_body(event: str, fields: Mapping[str, Any], at: datetime) -> dict[str, Any]:
-    """The documented JSON for ``event`` (see the module docstring); ``at`` naive means UTC."""
+def notification_body(event: str, fields: Mapping[str, Any], at: datetime,
+                      redactor: Redactor | None = None) -> dict[str, Any]:
+    """The documented JSON for ``event`` (see the module docstring); ``at`` naive means UTC.
+    Strings are masked by ``redactor`` (URL and conninfo passwords when it is None)."""
     if event not in _TITLES:
         raise ValueError(f"unknown notification event {event!r}: expected one of {EVENTS}")
     clash = {"event", "at"} & set(fields)
@@ -74,7 +77,8 @@ def notification_body(event: str, fields: Mapping[str, Any], at: datetime) -> di
         raise ValueError(f"notification fields may not set {sorted(clash)}: they are set from the arguments")
     structured: dict[str, Any] = {"event": event, "at": _iso(at)}
     structured.update({name: None for name in STANDARD_FIELDS})
-    structured.update({name: _jsonable(value) for name, value in fields.items()})
+    redactor = redactor or Redactor()
+    structured.update({name: _jsonable(value, redactor) for name, value in fields.items()})
     return {"text": _text(event, structured), "gameday": structured}
 
 
@@ -100,19 +104,19 @@ def _iso(moment: datetime) -> str:
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).isoformat()
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with datetimes as ISO 8601 UTC and URL / conninfo passwords masked in strings.
+def _jsonable(value: Any, redactor: Redactor) -> Any:
+    """``value`` with datetimes as ISO 8601 UTC and secrets masked in strings.
 
     Strings only: engine.redact's secret-named keys would also mask a count named "passed".
     """
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, str):
-        return redact_text(value, ())
+        return redactor.text(value)
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, redactor) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, redactor) for v in value]
     return value
 
 
@@ -120,9 +124,11 @@ class Notifier:
     """Posts notifications to ``url`` in a background thread; no-op without a URL.
 
     ``close`` waits (bounded) for what is queued to be sent; a Notifier is also a context manager.
+    ``secrets`` (the cells' secret values, say) are masked in every payload.
     """
 
-    def __init__(self, url: str | None, events: Collection[str] = EVENTS, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str | None, events: Collection[str] = EVENTS, timeout_s: float = 5.0,
+                 secrets: Iterable[str] = ()) -> None:
         unknown = sorted(set(events) - set(EVENTS))
         if unknown:
             raise ValueError(f"unknown notification events {unknown}: expected some of {EVENTS}")
@@ -131,6 +137,7 @@ class Notifier:
         self.url = url
         self.events = frozenset(events)
         self.timeout_s = timeout_s
+        self._redactor = Redactor(secrets)
         # (event, JSON body); None tells the worker to stop
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self._abandon = threading.Event()  # close() timed out: stop retrying, drop the rest
@@ -151,7 +158,7 @@ class Notifier:
             raise ValueError(f"unknown notification event {event!r}: expected one of {EVENTS}")
         if self.url is None or event not in self.events:
             return
-        payload = json.dumps(notification_body(event, fields, at), default=str).encode()
+        payload = json.dumps(notification_body(event, fields, at, self._redactor), default=str).encode()
         with self._lock:
             if self._closed:
                 log.warning("gameday notify: %s not sent, the notifier is closed", event)

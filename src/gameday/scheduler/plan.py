@@ -188,6 +188,8 @@ def _skip_reason(schedule: Schedule, window: PlannedWindow, cell: str, freeze: F
     # minimum interval are gates evaluated when the window opens.
     if freeze is not None:
         return f"freeze: {freeze.name}"
+    if cell in schedule.cells.cannot_run:
+        return f"target: {schedule.cells.cannot_run[cell]}"
     if window.experiment is None:
         return f"rotation: no experiment in week {window.week_of_month}"
     if window.experiment in schedule.cells.exclude.get(cell, frozenset()):

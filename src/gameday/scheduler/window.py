@@ -1,7 +1,9 @@
 """One chaos window, start to end: claim it, run one cell at a time, gate every run, report.
 
-    claim the window (its id is deterministic: a restart or a second scheduler never runs it twice)
-    for each cell in order:
+    claim the window (its id is deterministic): the claim has a holder and an expiry, renewed
+    while the window runs; a claim that expired (its runner died) is taken over by the next
+    scheduler of the schedule, which runs what is left of the window
+    for each cell in order that has no run in the window yet:
         the rotation's experiment, the cell's exclusions, then the gates (freeze, incidents,
         error budget, minimum interval) right before the run: a blocked run is recorded skipped
         wait for the global fault lease (one cell under fault at a time, across processes)
@@ -19,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 
 from gameday.config.schedule import ErrorBudgetGate, IncidentGate, Schedule
 from gameday.engine.lease import FAULT_LEASE, holder_id
+from gameday.engine.reconcile import reconcile
 from gameday.engine.runner import ProgressSink, RunRequest, record_skipped, run_experiment
 from gameday.model import RunRecord, WindowRecord
 from gameday.reporting.render import write_report
@@ -29,7 +33,7 @@ from gameday.reporting.reports import default_folder, window_report
 from gameday.scheduler import gates
 from gameday.scheduler.notify import Notifier
 from gameday.scheduler.plan import PlannedWindow, freeze_at
-from gameday.store import Store
+from gameday.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,60 @@ class WindowOutcome:
     report: Path | None = None
 
 
+def planned_from_record(window: WindowRecord) -> PlannedWindow:
+    """The plan a claimed window was started with, from its own record (what a scheduler that
+    takes it over resumes, even if the schedule file changed since)."""
+    detail = window.detail
+    start = datetime.fromisoformat(str(detail.get("scheduled_start_utc", window.started_utc)))
+    week = detail.get("week_of_month")
+    experiment = detail.get("experiment")
+    return PlannedWindow(
+        window_id=window.window_id, start_utc=start, end_utc=window.planned_end_utc or start,
+        start_local=start, timezone=window.timezone,
+        week_of_month=week if isinstance(week, int) else 1,
+        experiment=experiment if isinstance(experiment, str) else None)
+
+
+class WindowClaim:
+    """Holds a window's claim while the window runs: a thread renews it every third of its
+    lifetime. ``lost`` is set once it is no longer ours (taken over after it expired): the
+    holder must then start nothing more in the window."""
+
+    def __init__(self, store_url: str, window_id: str, holder: str, ttl: timedelta,
+                 clock: Clock) -> None:
+        self.window_id, self.holder, self.ttl, self.clock = window_id, holder, ttl, clock
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._store = Store.open(store_url)
+        self._thread = threading.Thread(target=self._keep, name=f"claim {window_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> WindowClaim:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+        self._store.close()
+
+    def confirm(self) -> bool:
+        """Renew now; False (and ``lost`` set) when the window is no longer ours."""
+        if not self.lost.is_set() and not self._store.renew_window(
+                self.window_id, self.holder, self.clock() + self.ttl):
+            self.lost.set()
+        return not self.lost.is_set()
+
+    def _keep(self) -> None:
+        while not self._done.wait(self.ttl.total_seconds() / 3):
+            try:
+                if not self.confirm():
+                    return
+            except StoreError as exc:  # the store is away for now: try again, the claim may hold
+                log.warning("could not renew the claim on window %s: %s", self.window_id, exc)
+
+
 @dataclass
 class WindowRunner:
     schedule: Schedule
@@ -63,41 +121,101 @@ class WindowRunner:
 
     # -- the window ----------------------------------------------------------------------
     def run(self, planned: PlannedWindow) -> WindowOutcome | None:
-        """Run ``planned``; None when it was claimed already (by us before a restart, or by
-        another scheduler)."""
+        """Run ``planned``, or what is left of it when its runner died; None when another
+        scheduler holds it, it is closed, or its claim was lost to a scheduler that took it
+        over while this one stalled."""
+        holder = holder_id(f"{self.schedule.name}/{planned.window_id}")
+        resumed = self._claim(planned, holder)
+        if resumed is None:
+            return None
+        if not resumed:
+            self.say(f"window {planned.window_id} opened ({planned.experiment or 'no experiment'})")
+            self.notifier.send("window_start", self.clock(), schedule=self.schedule.name,
+                               window_id=planned.window_id, experiment=planned.experiment,
+                               cells=list(self.schedule.cells.order),
+                               ends_at=planned.end_utc.isoformat())
+        with WindowClaim(self.store_url, planned.window_id, holder, self.lease_ttl,
+                         self.clock) as claim:
+            runs = self._run_cells(planned, claim, resumed)
+            if claim.lost.is_set() or not claim.confirm():
+                self.say(f"window {planned.window_id}: another scheduler took it over; "
+                         "leaving the rest to it")
+                return None
+            return self._close(planned, holder, runs)
+
+    def _claim(self, planned: PlannedWindow, holder: str) -> bool | None:
+        """Claim the window: False when new, True when taken over from a runner that died,
+        None when not ours to run."""
         window = WindowRecord(
             window_id=planned.window_id, name=self.schedule.name, started_utc=self.clock(),
             planned_end_utc=planned.end_utc, timezone=self.schedule.timezone,
             detail={"schedule": self.schedule.source, "scheduled_start_utc":
                     planned.start_utc.isoformat(), "week_of_month": planned.week_of_month,
                     "experiment": planned.experiment, "cells": list(self.schedule.cells.order)})
+        now = self.clock()
         with Store.open(self.store_url) as store:
-            if not store.claim_window(window):
-                log.info("window %s was claimed already: not running it again", planned.window_id)
+            if store.claim_window(window, holder, now + self.lease_ttl):
+                return False
+            before = store.window_claim(planned.window_id)
+            if not store.take_over_window(planned.window_id, holder, now + self.lease_ttl, now):
+                log.info("window %s is claimed: not running it here", planned.window_id)
                 return None
-        self.say(f"window {planned.window_id} opened ({planned.experiment or 'no experiment'})")
-        self.notifier.send("window_start", self.clock(), schedule=self.schedule.name,
-                           window_id=planned.window_id, experiment=planned.experiment,
-                           cells=list(self.schedule.cells.order),
-                           ends_at=planned.end_utc.isoformat())
+            # The dead runner's run becomes `interrupted` (never run again), its faults are
+            # reverted and its fault lease released.
+            reconcile(store)
+        dead = before.holder if before is not None else "?"
+        self.say(f"window {planned.window_id}: its runner died ({dead}); running what is left "
+                 "of it")
+        return True
+
+    def _run_cells(self, planned: PlannedWindow, claim: WindowClaim,
+                   resumed: bool) -> list[RunRecord]:
         runs: list[RunRecord] = []
-        try:
-            for cell in self.schedule.cells.order:
-                record = self._run_cell(planned, cell)
-                runs.append(record)
-                self._notify_run(planned, record)
-        finally:
-            with Store.open(self.store_url) as store:
-                store.update_window(planned.window_id, status="closed", ended_utc=self.clock())
-                closed = store.get_window(planned.window_id)
-                report = self._report(store, planned.window_id)
-            assert closed is not None
-            passed = sum(1 for r in runs if r.verdict == "passed")
-            self.notifier.send("window_end", self.clock(), schedule=self.schedule.name,
-                               window_id=planned.window_id, runs=len(runs), passed=passed,
-                               skipped=sum(1 for r in runs if r.verdict == "skipped"),
-                               report=str(report) if report else None)
-            self.say(f"window {planned.window_id} closed: {passed} of {len(runs)} passed")
+        for cell in self.schedule.cells.order:
+            if not claim.confirm():
+                break
+            record = self._done(planned, cell) or self._cell(planned, cell, claim, resumed)
+            if record is None and not claim.lost.is_set():
+                record = self._done(planned, cell)  # another runner ran it while we waited
+            if record is None:  # the claim was lost while waiting for the fault lease
+                break
+            runs.append(record)
+        return runs
+
+    def _cell(self, planned: PlannedWindow, cell: str, claim: WindowClaim,
+              resumed: bool) -> RunRecord | None:
+        if self.clock() >= planned.end_utc:
+            reason = ("runner_died: the scheduler running the window died and the window "
+                      "ended before this cell's turn") if resumed else \
+                "window_end: the window ended before this cell's turn"
+            record: RunRecord | None = self._skip(planned, cell, reason)
+        else:
+            record = self._run_cell(planned, cell, claim)
+        if record is not None:
+            self._notify_run(planned, record)
+        return record
+
+    def _done(self, planned: PlannedWindow, cell: str) -> RunRecord | None:
+        """The cell's run in this window, when it has one (before a runner died)."""
+        with Store.open(self.store_url) as store:
+            done = store.list_runs(window_id=planned.window_id, cell=cell, limit=1,
+                                   with_journal=False)
+        return done[0] if done else None
+
+    def _close(self, planned: PlannedWindow, holder: str,
+               runs: list[RunRecord]) -> WindowOutcome | None:
+        with Store.open(self.store_url) as store:
+            if not store.close_claimed_window(planned.window_id, holder, self.clock()):
+                return None
+            closed = store.get_window(planned.window_id)
+            report = self._report(store, planned.window_id)
+        assert closed is not None
+        passed = sum(1 for r in runs if r.verdict == "passed")
+        self.notifier.send("window_end", self.clock(), schedule=self.schedule.name,
+                           window_id=planned.window_id, runs=len(runs), passed=passed,
+                           skipped=sum(1 for r in runs if r.verdict == "skipped"),
+                           report=str(report) if report else None)
+        self.say(f"window {planned.window_id} closed: {passed} of {len(runs)} passed")
         return WindowOutcome(closed, runs, report)
 
     def record_missed(self, planned: PlannedWindow) -> WindowOutcome | None:
@@ -119,7 +237,9 @@ class WindowRunner:
         return WindowOutcome(window, runs, None)
 
     # -- one cell ------------------------------------------------------------------------
-    def _run_cell(self, planned: PlannedWindow, cell: str) -> RunRecord:
+    def _run_cell(self, planned: PlannedWindow, cell: str,
+                  claim: WindowClaim) -> RunRecord | None:
+        """The cell's run (or why it was skipped); None when another runner got to it first."""
         kind = planned.experiment
         if kind is None:
             return self._skip(planned, cell, f"rotation: no experiment in week "
@@ -137,6 +257,10 @@ class WindowRunner:
                 "window_end: the fault lease stayed taken until the window closed"
             return self._skip(planned, cell, why)
         try:
+            # Under the lease no other runner starts a run: check that none ran this cell while
+            # we waited, and that the window is still ours.
+            if self._done(planned, cell) is not None or not claim.confirm():
+                return None
             self.say(f"running {kind} against {cell}")
             return run_experiment(self._request(planned, cell, kind, holder), self.progress,
                                   self.stop, self.log_dir)
@@ -254,4 +378,4 @@ class WindowRunner:
             return None
 
 
-__all__ = ["WindowOutcome", "WindowRunner"]
+__all__ = ["WindowClaim", "WindowOutcome", "WindowRunner", "planned_from_record"]

@@ -10,7 +10,13 @@ InputError for a URL that cannot be used.
 from gameday.store._errors import IncompatibleSchemaError, StoreError
 from gameday.store._schema import STORE_SCHEMA_VERSION
 from gameday.store._store import Lease, Store
-from gameday.store._url import DEFAULT_STORE_URL, STORE_ENV, redact_url, resolve_store_url
+from gameday.store._url import (
+    DEFAULT_STORE_URL,
+    STORE_ENV,
+    redact_url,
+    resolve_store_url,
+    url_secrets,
+)
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -22,4 +28,5 @@ __all__ = [
     "StoreError",
     "redact_url",
     "resolve_store_url",
+    "url_secrets",
 ]

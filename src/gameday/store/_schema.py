@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -160,6 +160,11 @@ windows = Table(
     Column("status", String(32), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("detail", JSON, nullable=False),
+    # v3: the scheduler running the window and until when its claim holds (renewed while it
+    # runs); once it expires, another scheduler takes the window over. None: never expires (a
+    # window opened by hand, or recorded closed at once).
+    Column("claim_holder", Text),
+    Column("claim_expires_utc", UtcDateTime),
 )
 Index("windows_started_idx", windows.c.started_utc)
 
@@ -197,10 +202,10 @@ Index("faults_run_idx", faults.c.run_id)
 Index("faults_reverted_idx", faults.c.reverted_utc)
 
 
-# Upgrades from older schema versions: the statements that take version N to N + 1. Tables
-# that are missing altogether are created by Store.open itself.
+# Upgrades from older schema versions: the "table.column"s that version N + 1 added to version
+# N's tables, each added with its type as defined above (per backend), then the indexes of those
+# tables. A table missing altogether is created whole by Store.open, so its columns are skipped.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE runs ADD COLUMN window_id VARCHAR(128)",
-        "ALTER TABLE runs ADD COLUMN objectives JSON",
-        "CREATE INDEX IF NOT EXISTS runs_window_idx ON runs (window_id)"),
+    1: ("runs.window_id", "runs.objectives"),
+    2: ("windows.claim_holder", "windows.claim_expires_utc"),
 }

@@ -8,6 +8,7 @@ it describes is applied (safety invariant 2).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import weakref
@@ -23,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from gameday.errors import InputError
+from gameday.files import open_private, private_dirs
 from gameday.model.records import (
     CellObjectives,
     CriterionResult,
@@ -39,7 +42,7 @@ from gameday.model.records import (
 from gameday.store import _schema as schema
 from gameday.store._errors import IncompatibleSchemaError, StoreError
 from gameday.store._schema import STORE_SCHEMA_VERSION, json_dumps
-from gameday.store._url import redact_url, resolve_store_url
+from gameday.store._url import mask_password, redact_url, resolve_store_url
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 PG_CONNECT_TIMEOUT_S: Final = 10
@@ -76,6 +79,12 @@ class Lease:
     expires_utc: datetime
 
 
+@dataclasses.dataclass(frozen=True)
+class WindowClaim:
+    holder: str | None  # None: a claim that never expires (opened by hand, recorded closed)
+    expires_utc: datetime | None
+
+
 class Store:
     """Where runs, samples, events and the fault ledger persist. Open with ``Store.open(url)``."""
 
@@ -87,15 +96,18 @@ class Store:
         self._closed = False
 
     @classmethod
-    def open(cls, url: str | None = None) -> Store:
+    def open(cls, url: str | None = None, *, create: bool = True) -> Store:
         """Open (creating tables if missing) the store at ``url``, ``$GAMEDAY_STORE`` or the default.
 
-        Raises InputError for a URL we cannot use, IncompatibleSchemaError when the database
-        was written by another store schema version, StoreError when it cannot be reached.
+        ``create=False`` (commands that only read): a SQLite store that does not exist is an
+        InputError, and nothing is created. Raises InputError for a URL or a path we cannot
+        use (a directory, a file that is no SQLite database, a place we may not write),
+        IncompatibleSchemaError when the database was written by another store schema
+        version, StoreError when it cannot be reached.
         """
         resolved = resolve_store_url(url)
         redacted = redact_url(resolved)
-        engine = _create_engine(resolved, redacted)
+        engine = _create_engine(resolved, redacted, create)
         store = cls(engine, redacted)
         try:
             store._prepare_schema()
@@ -205,13 +217,16 @@ class Store:
             if result.rowcount == 0:
                 raise StoreError(f"update window {window_id!r}: no such window in {self.url}")
 
-    def claim_window(self, window: WindowRecord) -> bool:
+    def claim_window(self, window: WindowRecord, holder: str | None = None,
+                     until: datetime | None = None) -> bool:
         """Create ``window`` unless a window with its id exists: True when this call created it.
 
         Window ids are deterministic (schedule + start), so a claim is how a restarted or a
-        second scheduler learns the window ran already."""
+        second scheduler learns the window ran already. A claim with ``holder`` holds until
+        ``until`` (renew it with renew_window); without one it never expires."""
         values = _columns(window)
         _check_window_values(values)
+        values.update(claim_holder=holder, claim_expires_utc=until)
         try:
             with self._write(f"claim window {window.window_id!r}") as conn:
                 conn.execute(schema.windows.insert().values(values))
@@ -220,6 +235,58 @@ class Store:
                 return False
             raise
         return True
+
+    def take_over_window(self, window_id: str, holder: str, until: datetime, now: datetime) -> bool:
+        """Claim the open window ``window_id`` for ``holder`` until ``until`` if its claim
+        expired before ``now`` (its holder died or stalled): True for the one caller that won."""
+        windows = schema.windows
+        # One conditional UPDATE: the row lock makes it atomic on both backends (PostgreSQL
+        # re-checks the WHERE after waiting for a concurrent taker).
+        query = windows.update().where(
+            windows.c.window_id == window_id, windows.c.status == "open",
+            windows.c.claim_expires_utc.is_not(None), windows.c.claim_expires_utc <= now,
+        ).values(claim_holder=holder, claim_expires_utc=until)
+        with self._write(f"take over window {window_id!r}") as conn:
+            return bool(conn.execute(query).rowcount)
+
+    def renew_window(self, window_id: str, holder: str, until: datetime) -> bool:
+        """Extend ``holder``'s claim on the open window; False when it is no longer theirs
+        (taken over after it expired, or closed): the holder must start nothing more in it."""
+        windows = schema.windows
+        query = windows.update().where(
+            windows.c.window_id == window_id, windows.c.status == "open",
+            windows.c.claim_holder == holder).values(claim_expires_utc=until)
+        with self._write(f"renew the claim on window {window_id!r}") as conn:
+            return bool(conn.execute(query).rowcount)
+
+    def close_claimed_window(self, window_id: str, holder: str, ended: datetime) -> bool:
+        """Close the open window ``holder`` has claimed; False when the claim is not theirs."""
+        windows = schema.windows
+        query = windows.update().where(
+            windows.c.window_id == window_id, windows.c.status == "open",
+            windows.c.claim_holder == holder).values(status="closed", ended_utc=ended)
+        with self._write(f"close window {window_id!r}") as conn:
+            return bool(conn.execute(query).rowcount)
+
+    def window_claim(self, window_id: str) -> WindowClaim | None:
+        """Who claimed the window and until when; None when there is no such window."""
+        windows = schema.windows
+        query = select(windows.c.claim_holder, windows.c.claim_expires_utc).where(
+            windows.c.window_id == window_id)
+        with self._read(f"read the claim on window {window_id!r}") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else WindowClaim(row["claim_holder"], row["claim_expires_utc"])
+
+    def orphaned_windows(self, name: str, now: datetime) -> list[WindowRecord]:
+        """Open windows named ``name`` whose claim expired before ``now``: their runner died."""
+        windows = schema.windows
+        query = select(windows).where(
+            windows.c.name == name, windows.c.status == "open",
+            windows.c.claim_expires_utc.is_not(None), windows.c.claim_expires_utc <= now,
+        ).order_by(windows.c.started_utc, windows.c.window_id)
+        with self._read(f"list orphaned windows of {name!r}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_window_from(row) for row in rows]
 
     def get_window(self, window_id: str) -> WindowRecord | None:
         windows = schema.windows
@@ -419,7 +486,7 @@ class Store:
         # TypeError/ValueError: a value we cannot store (naive time, not JSON); psycopg raises
         # them bare from its JSON dumper, where SQLite's path wraps them in a StatementError.
         except (SQLAlchemyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{what} in {self.url} failed: {_short(exc)}") from exc
+            raise StoreError(f"{what} in {self.url} failed: {self._short(exc)}") from exc
 
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
@@ -428,7 +495,10 @@ class Store:
             with self._engine.connect() as conn:
                 yield conn
         except (SQLAlchemyError, ValueError) as exc:  # ValueError: a stored value we cannot read
-            raise StoreError(f"{what} in {self.url} failed: {_short(exc)}") from exc
+            raise StoreError(f"{what} in {self.url} failed: {self._short(exc)}") from exc
+
+    def _short(self, exc: BaseException) -> str:
+        return _short(exc, self._engine.url.password)
 
     def _check_open(self, what: str) -> None:
         if self._closed:
@@ -452,8 +522,7 @@ class Store:
             version, missing = _schema_state(conn)  # again: another process may have been first
             if version is not None:
                 _check_version(self.url, version)
-                if schema.runs.name not in missing:
-                    _migrate(conn, int(version))
+                _migrate(conn, int(version), missing)
             for table in schema.metadata.sorted_tables:
                 if table.name in missing:
                     conn.execute(CreateTable(table, if_not_exists=True))
@@ -466,11 +535,23 @@ class Store:
                 conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=current))
 
 
-def _migrate(conn: Connection, version: int) -> None:
-    """Take the existing tables from ``version`` to the current one, step by step."""
+def _migrate(conn: Connection, version: int, missing: set[str]) -> None:
+    """Take the existing tables from ``version`` to the current one, step by step (tables in
+    ``missing`` are left to be created whole)."""
+    altered: set[str] = set()
     for step in range(version, STORE_SCHEMA_VERSION):
-        for statement in schema.MIGRATIONS[step]:
-            conn.execute(text(statement))
+        for name in schema.MIGRATIONS[step]:
+            table_name, column_name = name.split(".")
+            if table_name in missing:
+                continue
+            column = schema.metadata.tables[table_name].c[column_name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {kind}"))
+            altered.add(table_name)
+    for table_name in sorted(altered):
+        table = schema.metadata.tables[table_name]
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
@@ -499,12 +580,52 @@ def _check_version(url: str, found: str) -> None:
 # ---------------------------------------------------------------------- engine
 
 
-def _create_engine(url: str, redacted: str) -> Engine:
+SQLITE_HEADER = b"SQLite format 3\x00"
+_STORE_FIX = "pass --store sqlite:///PATH of a store gameday made (or a new path), or postgresql://..."
+
+
+def _check_sqlite_path(path: Path, create: bool, redacted: str) -> None:
+    """Refuse, touching nothing, a SQLite path that cannot be a store we may use."""
+    if path.exists():
+        if not path.is_file():
+            raise InputError("--store", "a SQLite database file", f"{path} is not a regular file",
+                             _STORE_FIX)
+        try:
+            with path.open("rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise InputError("--store", "a readable SQLite database file",
+                             f"{path}: {exc.strerror}", _STORE_FIX) from exc
+        if header and header != SQLITE_HEADER:
+            raise InputError("--store", "a SQLite database file", f"{path} is a file of "
+                             "another kind", _STORE_FIX)
+        if create and not os.access(path, os.W_OK):
+            raise InputError("--store", "a SQLite file gameday may write", f"{path} is read-only",
+                             "make it writable, or pass another --store")
+        return
+    if not create:
+        raise InputError("--store", "an existing store", f"no store at {path} ({redacted})",
+                         "pass the --store that holds the runs (a run creates its store), or "
+                         "set GAMEDAY_STORE")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError("--store", "a path in a directory gameday may write",
+                         f"{parent} is not a writable directory", _STORE_FIX)
+
+
+def _create_engine(url: str, redacted: str, create: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        _check_sqlite_path(Path(database), create, redacted)
         try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(Path(database).parent)
+            if not Path(database).exists():  # SQLite would create it with the umask's mode
+                with contextlib.suppress(FileExistsError), open_private(Path(database),
+                                                                        exclusive=True):
+                    pass
         except OSError as exc:
             raise StoreError(f"cannot create the directory of the store {redacted}: {exc}") from exc
         engine = create_engine(url, json_serializer=json_dumps, hide_parameters=True)
@@ -541,10 +662,11 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _short(exc: BaseException) -> str:
-    # SQLAlchemy appends a "Background on this error" link on a second line.
+def _short(exc: BaseException, password: str | None) -> str:
+    # SQLAlchemy appends a "Background on this error" link on a second line; a driver's text
+    # may quote the connection parameters, so the password is masked in it.
     first = str(exc).strip().splitlines()
-    return first[0] if first else type(exc).__name__
+    return mask_password(first[0], password) if first else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- rows <-> records

@@ -20,6 +20,13 @@ from gameday.errors import InputError
 from gameday.targets.base import FAULT_KINDS, Probe, Target
 
 
+def target_unavailable(cell: Cell) -> str | None:
+    """Why gameday cannot drive ``cell``'s target (None: it can)."""
+    if cell.target == "local":
+        return None
+    return f"{cell.target} target: gameday cannot drive {cell.target} cells yet (local only)"
+
+
 def open_target(cell: Cell) -> Target:
     if cell.target == "local":
         from gameday.targets.local import LocalTarget
@@ -39,4 +46,4 @@ def revert(spec: dict[str, Any]) -> bool:
                      "revert the fault by hand, then mark it with `gameday recover --forget`")
 
 
-__all__ = ["FAULT_KINDS", "Probe", "Target", "open_target", "revert"]
+__all__ = ["FAULT_KINDS", "Probe", "Target", "open_target", "revert", "target_unavailable"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-FaultKind = Literal["pod-kill", "latency", "cpu-stress", "db-failover"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("pod-kill", "latency", "cpu-stress", "db-failover")
+from gameday.model.faults import FAULT_KINDS, FaultKind
+
+__all__ = ["FAULT_KINDS", "FaultKind", "Probe", "Target"]
 
 
 @dataclass(frozen=True)
