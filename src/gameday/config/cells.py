@@ -11,6 +11,7 @@
         dr: {rto_s: 900, rpo_s: 60}
         probe: {timeout_s: 2.0}
         halt: {error_rate_above: 0.5, for_s: 5}
+        allow: {python_modules: [acme.probes]}  # optional: more probes (config/policy.py)
 """
 
 from __future__ import annotations
