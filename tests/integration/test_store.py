@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -499,6 +500,27 @@ def test_processes_racing_to_take_over_a_window_get_one_holder(store_url: str) -
     assert sorted(o[0].strip() for o in outs) == ["False", "False", "False", "True"]
 
 
+def test_opening_a_store_again_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """A scheduler holds a store open for its whole life while it opens others on the same file.
+    POSIX drops every fcntl lock a process holds on a file when it closes any descriptor of it,
+    so opening a store must never open() and close() the database file itself: SQLite would
+    lose its locks, and the next process to close believes it was the last and deletes the WAL
+    under the first connection ("disk I/O error" later)."""
+    path = tmp_path / "gameday.db"
+    url = f"sqlite:///{path}"
+    with Store.open(url) as first:
+        first.state_set("k", "1")
+        Store.open(url).close()
+        other = python_script("import sys\nfrom gameday.store import Store\n"
+                              "Store.open(sys.argv[1]).close()", url)
+        _, err = other.communicate(timeout=30)
+        assert other.returncode == 0, err
+        assert (tmp_path / "gameday.db-wal").exists() and (tmp_path / "gameday.db-shm").exists()
+        first.state_set("k", "2")
+        with Store.open(url) as third:
+            assert third.state_get("k") == "2"
+
+
 def test_a_version_2_store_is_upgraded_in_place_with_window_claims(store_url: str) -> None:
     # A store as version 2 wrote it: windows without a claim, one of them still open.
     make_version_2(store_url)
@@ -572,6 +594,30 @@ def test_processes_opening_a_store_at_once(store_url: str, start: str) -> None:
         assert store.claim_window(WindowRecord("w", "weekly", T0), "a", T0)
 
 
+def test_openers_racing_on_new_sqlite_files_all_come_up(tmp_path: Path) -> None:
+    # Threads line up far closer than processes: they hit the race to switch a new file to WAL
+    # (about one round in ten lost it with "database is locked" before the retry).
+    failures: list[BaseException] = []
+
+    def open_once(url: str, go: threading.Event) -> None:
+        go.wait()
+        try:
+            Store.open(url).close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    for i in range(40):
+        go = threading.Event()
+        url = f"sqlite:///{tmp_path / f'store-{i}.db'}"
+        threads = [threading.Thread(target=open_once, args=(url, go)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        go.set()
+        for thread in threads:
+            thread.join(30)
+    assert failures == []
+
+
 WRITE_SAMPLES = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
@@ -638,11 +684,26 @@ def test_a_forked_child_uses_its_own_connections(store: Store) -> None:
     assert len(store.ledger_all()) == 60
 
 
-def test_a_file_that_is_not_sqlite_is_a_store_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_sqlite_is_an_input_error_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("not a database " * 100)
-    with pytest.raises(StoreError, match="file is not a database"):
+    with pytest.raises(InputError, match="a file of another kind"):
         Store.open(f"sqlite:///{path}")
+    assert path.read_text() == "not a database " * 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_store_that_only_reads_never_creates_one(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "gameday.db"
+    with pytest.raises(InputError, match="no store at"):
+        Store.open(f"sqlite:///{path}", create=False)
+    assert not (tmp_path / "new").exists()
+    with Store.open(f"sqlite:///{path}") as store:
+        store.create_run(make_run())
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    with Store.open(f"sqlite:///{path}", create=False) as store:
+        assert len(store.list_runs()) == 1
 
 
 def test_sqlite_store_uses_wal_and_creates_its_directory(tmp_path: Path) -> None:

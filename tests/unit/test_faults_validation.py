@@ -3,7 +3,7 @@
 import pytest
 
 from gameday.errors import InputError
-from gameday.sandbox.faults import FaultSpec, validate_fault
+from gameday.sandbox.faults import FaultSpec, parse_fault_request, validate_fault
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,47 @@ def test_good_faults_become_specs():
 def test_booleans_are_not_numbers():
     with pytest.raises(InputError):
         validate_fault("kill-replica", {"count": True}, 3, 1)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "where"),
+    [
+        ("latency", {"ms": NAN, "duration": 5}, "--ms"),
+        ("latency", {"ms": INF, "duration": 5}, "--ms"),
+        ("latency", {"ms": -INF, "duration": 5}, "--ms"),
+        ("latency", {"ms": 200, "jitter": NAN, "duration": 5}, "--jitter"),
+        ("latency", {"ms": 200, "duration": NAN}, "--duration"),
+        ("latency", {"ms": 200, "duration": INF}, "--duration"),
+        ("latency", {"ms": 10**400, "duration": 5}, "--ms"),
+        ("cpu", {"workers": 1, "load": 50, "duration": NAN}, "--duration"),
+        ("latency", [200, 5], "params"),
+    ],
+)
+def test_non_finite_numbers_are_refused(kind, params, where):
+    """NaN passes every range comparison (nan < 0 and nan > 60000 are both False)."""
+    with pytest.raises(InputError) as caught:
+        validate_fault(kind, params, replicas=3, cpus=1)
+    assert caught.value.where == where
+    assert "fix:" in caught.value.message()
+
+
+@pytest.mark.parametrize("body", [
+    '{"kind": "latency", "params": {"ms": NaN, "duration": 5}}',
+    '{"kind": "latency", "params": {"ms": Infinity, "duration": 5}}',
+    '{"kind": "latency", "params": {"ms": -Infinity, "duration": 5}}',
+    '[1, 2]',
+    '{"kind": ',
+    b'\xff\xfe\x00',
+])
+def test_admin_requests_are_strict_json_objects(body):
+    with pytest.raises(InputError) as caught:
+        parse_fault_request(body)
+    assert caught.value.where == "request body"
+
+
+def test_a_good_request_is_parsed():
+    assert parse_fault_request('{"kind": "latency", "params": {"ms": 1}, "id": "x"}') == \
+        ("latency", {"ms": 1}, "x")

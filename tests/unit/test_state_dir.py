@@ -33,3 +33,11 @@ def test_a_file_is_not_a_state_dir(tmp_path):
     target.write_text("x")
     with pytest.raises(InputError):
         SandboxLayout(target).check_ours()
+
+
+def test_marker_of_an_older_schema_is_refused(tmp_path):
+    (tmp_path / "sandbox.json").write_text(json.dumps({"kind": "gameday-sandbox",
+                                                       "schema_version": 1}))
+    with pytest.raises(InputError) as caught:
+        SandboxLayout(tmp_path).check_ours()
+    assert caught.value.found == 1 and "gameday version that made it" in caught.value.fix

@@ -8,10 +8,17 @@ from typing import Any
 
 import click
 
-from gameday.cli.output import exit_codes, print_json, progress_printer, say
+from gameday.cli.output import exit_codes, literal, print_json, progress_printer, say
+from gameday.cli.params import finite, whole
 from gameday.errors import InputError
-from gameday.sandbox.faults import FAULT_KINDS
-from gameday.sandbox.state import DEFAULT_STATE_DIR
+from gameday.sandbox.faults import (
+    FAULT_KINDS,
+    MAX_DURATION_S,
+    MAX_LATENCY_MS,
+    MAX_WORKERS,
+    MAX_WORKERS_PER_CPU,
+)
+from gameday.sandbox.state import DEFAULT_STATE_DIR, MAX_CELLS, MAX_REPLICAS
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR,
@@ -29,28 +36,41 @@ KIND_OPTIONS: dict[str, set[str]] = {
 REQUIRED_OPTIONS: dict[str, set[str]] = {"latency": {"ms", "duration"}, "cpu": {"duration"}}
 
 
+def _text(value: Any) -> str:
+    """A value from a state file or a cell, safe to print (markup is off where it is printed)."""
+    return "-" if value is None else literal(value)
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) \
+        else _text(value)
+
+
 @click.group()
 def sandbox() -> None:
     """The local sandbox: cells of real processes on 127.0.0.1 that can be broken for real."""
 
 
 @sandbox.command()
-@click.option("--cells", type=int, default=1, show_default=True, help="How many cells.")
-@click.option("--replicas", type=int, default=3, show_default=True, help="API replicas per cell.")
+@click.option("--cells", type=whole(1, MAX_CELLS), default=1, show_default=True,
+              help=f"How many cells (1 to {MAX_CELLS}).")
+@click.option("--replicas", type=whole(1, MAX_REPLICAS), default=3, show_default=True,
+              help=f"API replicas per cell (1 to {MAX_REPLICAS}).")
 @state_dir_option
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def up(cells: int, replicas: int, state_dir: Path, quiet: bool) -> None:
     """Start the sandbox; returns once every cell is ready."""
     from gameday.sandbox import manager
 
+    # Progress, results and errors pass through say()/exit_codes(), which print literally.
     with exit_codes():
         result = manager.sandbox_up(state_dir, cells, replicas, progress_printer(not quiet))
+    names = ", ".join(result.cells)
     if result.already_running:
-        say(f"sandbox already running in {result.state_dir} ({', '.join(result.cells)}); "
+        say(f"sandbox already running in {result.state_dir} ({names}); "
             "nothing changed. `gameday sandbox down` stops it.")
         return
-    say(f"sandbox up in {result.took_s:.1f} s: {', '.join(result.cells)} "
-        f"(state in {result.state_dir})")
+    say(f"sandbox up in {result.took_s:.1f} s: {names} (state in {result.state_dir})")
 
 
 @sandbox.command()
@@ -82,40 +102,56 @@ def status(state_dir: Path, as_json: bool) -> None:
         print_json(data)
         return
     if not data["cells"]:
-        click.echo(f"no sandbox in {data['state_dir']}")
+        click.echo(f"no sandbox in {literal(data['state_dir'])}")
         return
-    click.echo(f"sandbox in {data['state_dir']}: {'running' if data['running'] else 'stopped'}")
+    click.echo(f"sandbox in {literal(data['state_dir'])}: "
+               f"{'running' if data['running'] else 'stopped'}")
     for cell in data["cells"]:
         click.echo(_describe_cell(cell))
 
 
+def _records(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _describe_cell(cell: dict[str, Any]) -> str:
-    lines = [f"{cell['name']}  {cell.get('status')}  {cell.get('url') or '-'}"]
-    lines.extend(f"  replica {r['index']}: pid {r['pid']} port {r['port']} "
-                 f"{'ready' if r['ready'] else 'NOT READY'} (restarts {r['restarts']})"
-                 for r in cell.get("replicas", []))
-    lines.extend(f"  {n['role']:<8} {n['name']}: pid {n['pid']} port {n['port']}"
-                 for n in cell.get("database", []))
-    proxy = cell.get("proxy") or {}
-    if proxy:
+    lines = [f"{_text(cell.get('name'))}  {_text(cell.get('status'))}  {_text(cell.get('url'))}"]
+    lines.extend(f"  replica {_text(r.get('index'))}: pid {_text(r.get('pid'))} "
+                 f"port {_text(r.get('port'))} {'ready' if r.get('ready') else 'NOT READY'} "
+                 f"(restarts {_text(r.get('restarts'))})"
+                 for r in _records(cell.get("replicas")))
+    lines.extend(f"  {_text(n.get('role')):<8} {_text(n.get('name'))}: pid {_text(n.get('pid'))} "
+                 f"port {_text(n.get('port'))}"
+                 for n in _records(cell.get("database")))
+    proxy = cell.get("proxy")
+    if isinstance(proxy, dict):
         toxic = proxy.get("toxic")
-        lines.append(f"  db proxy: port {proxy['port']} -> {proxy['upstream_port']}"
-                     + (f", latency {toxic['latency_ms']:g} ms" if toxic else ""))
-    lines.append(f"  admin:    {cell.get('admin_url') or '-'}  cpus {cell.get('cpus')}")
-    lines.extend(f"  fault {f['id']} until {f['expires_utc']}"
-                 for f in cell.get("faults", []) if f.get("reverted_utc") is None)
+        lines.append(f"  db proxy: port {_text(proxy.get('port'))} -> "
+                     f"{_text(proxy.get('upstream_port'))}"
+                     + (f", latency {_number(toxic.get('latency_ms'))} ms"
+                        if isinstance(toxic, dict) else ""))
+    lines.append(f"  admin:    {_text(cell.get('admin_url'))}  cpus {_text(cell.get('cpus'))}")
+    lines.extend(f"  fault {_text(f.get('id'))} until {_text(f.get('expires_utc'))}"
+                 for f in _records(cell.get("faults")) if f.get("reverted_utc") is None)
     return "\n".join(lines)
 
 
 @sandbox.command()
 @click.argument("cell")
 @click.argument("kind", type=click.Choice(FAULT_KINDS))
-@click.option("--count", type=int, help="kill-replica: how many replicas.")
-@click.option("--ms", type=float, help="latency: added latency in ms.")
-@click.option("--jitter", type=float, help="latency: jitter in ms (uniform, +/-).")
-@click.option("--duration", type=float, help="latency, cpu: seconds until the fault expires.")
-@click.option("--workers", type=int, help="cpu: burner processes.")
-@click.option("--load", type=int, help="cpu: load of each burner, percent of one CPU.")
+@click.option("--count", type=whole(1, MAX_REPLICAS),
+              help="kill-replica: how many replicas (1 to the cell's replicas).")
+@click.option("--ms", type=finite(0, MAX_LATENCY_MS),
+              help=f"latency: added latency in ms (0 to {MAX_LATENCY_MS:.0f}).")
+@click.option("--jitter", type=finite(0, MAX_LATENCY_MS),
+              help="latency: jitter in ms (uniform, +/-; 0 to --ms).")
+@click.option("--duration", type=finite(0, MAX_DURATION_S, low_open=True),
+              help=f"latency, cpu: seconds until the fault expires (above 0, at most "
+                   f"{MAX_DURATION_S:.0f}).")
+@click.option("--workers", type=whole(1, MAX_WORKERS),
+              help=f"cpu: burner processes (1 to {MAX_WORKERS_PER_CPU} per CPU of the cell).")
+@click.option("--load", type=whole(1, 100),
+              help="cpu: load of each burner, percent of one CPU (1 to 100).")
 @state_dir_option
 def fault(cell: str, kind: str, state_dir: Path, **options: Any) -> None:
     """Inject a fault in CELL: kill-replica, latency, cpu or kill-primary.
@@ -176,5 +212,6 @@ def events(cell: str | None, state_dir: Path, as_json: bool) -> None:
         return
     for record in records:
         details = {k: v for k, v in record.items() if k not in ("cell", "event", "utc", "monotonic")}
-        extra = " ".join(f"{k}={v}" for k, v in details.items())
-        click.echo(f"{record['utc']}  {record['cell']:<8} {record['event']:<20} {extra}")
+        extra = " ".join(f"{literal(k)}={literal(v)}" for k, v in details.items())
+        click.echo(f"{_text(record.get('utc'))}  {_text(record.get('cell')):<8} "
+                   f"{_text(record.get('event')):<20} {extra}")

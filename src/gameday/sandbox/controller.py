@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -33,21 +32,40 @@ from gameday.sandbox.balancer import LoadBalancer
 from gameday.sandbox.burner import spawn_burners
 from gameday.sandbox.database import DatabasePair, FailoverController, PgNode, kill_node
 from gameday.sandbox.events import EventLog, utc_now_iso
-from gameday.sandbox.faults import FaultRecord, FaultSpec, new_fault_id, validate_fault
-from gameday.sandbox.procs import ProcessId, identify, is_alive, signal_process
+from gameday.sandbox.faults import (
+    FAULT_ID,
+    FaultRecord,
+    FaultSpec,
+    new_fault_id,
+    parse_fault_request,
+    validate_fault,
+)
+from gameday.sandbox.procs import SANDBOX_ID_ENV, ProcessId, identify, is_alive, signal_process
 from gameday.sandbox.proxy import LatencyToxic, TcpProxy
 from gameday.sandbox.replicas import Replica, Supervisor, free_port
-from gameday.sandbox.state import SandboxLayout, read_json, write_json_atomic
+from gameday.sandbox.state import SandboxLayout, make_private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 STATE_WRITE_INTERVAL_S = 0.2
-FAULT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READY_TIMEOUT_S = 90.0
 
 
 def _utc_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+
+
+def _pg_root(layout: SandboxLayout) -> Path:
+    """The sandbox's PostgreSQL data root, once proven ours; and we must be that sandbox's."""
+    marker = layout.read_marker()
+    pg_root = None if marker is None else layout.check_pg_root(marker)
+    if marker is None or pg_root is None:
+        raise InputError(str(layout.marker), "a sandbox with a PostgreSQL data root", "none",
+                         "start cells with `gameday sandbox up`")
+    if os.environ.get(SANDBOX_ID_ENV) != marker.sandbox_id:
+        raise InputError(SANDBOX_ID_ENV, f"the id of the sandbox in {layout.root}",
+                         os.environ.get(SANDBOX_ID_ENV), "start cells with `gameday sandbox up`")
+    return pg_root
 
 
 class CellController:
@@ -57,12 +75,10 @@ class CellController:
         self.cpus = cpus
         self.events = EventLog(layout.events_file, cell)
         self.token = layout.token()
-        marker = read_json(layout.marker)
-        secrets_ = read_json(layout.secrets_file)
-        self.creds = postgres.PgCredentials(**secrets_["database"])
+        self.creds = postgres.PgCredentials(**layout.database_secrets())
         self.log_dir = layout.cell_logs(cell)
         self.pids: list[ProcessId] = []
-        self.pair = DatabasePair(data_root=Path(marker["pg_data_root"]) / cell,
+        self.pair = DatabasePair(data_root=_pg_root(layout) / cell,
                                  log_dir=self.log_dir, creds=self.creds,
                                  on_spawn=self._record_node)
         self.replicas = [Replica(index=i, port=free_port()) for i in range(1, replicas + 1)]
@@ -234,14 +250,10 @@ class CellController:
 
     async def _post_fault(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise InputError("request body", "a JSON object", body, "send {\"kind\": ...}")
-            spec = validate_fault(body.get("kind"), body.get("params", {}), len(self.replicas),
-                                  len(self.cpus))
+            kind, params, fault_id = parse_fault_request(await request.read())
+            spec = validate_fault(kind, params, len(self.replicas), len(self.cpus))
             # A caller may name the fault (the runner's ledger does, before applying it); the
             # same id twice is the same fault, so a retried request is not a second fault.
-            fault_id = body.get("id")
             if fault_id is not None and not FAULT_ID.fullmatch(str(fault_id)):
                 raise InputError("id", "letters, digits, '-' and '_' (at most 64)", fault_id,
                                  "pass another fault id, or none")
@@ -252,8 +264,6 @@ class CellController:
             return web.json_response(
                 {"error": exc.message(), "where": exc.where, "expected": exc.expected,
                  "found": str(exc.found), "fix": exc.fix}, status=400)
-        except json.JSONDecodeError:
-            return web.json_response({"error": "request body must be JSON"}, status=400)
         return web.json_response(record.to_json(), status=201)
 
     async def _delete_fault(self, request: web.Request) -> web.Response:
@@ -291,7 +301,7 @@ class CellController:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_requested.set)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.log_dir)
         self.write_state()
         tasks: list[asyncio.Task[Any]] = []
         admin: web.AppRunner | None = None

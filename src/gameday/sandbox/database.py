@@ -92,6 +92,8 @@ class DatabasePair:
         return node
 
     def bootstrap(self) -> None:
+        # The cell's own part of the data root: 0700, reachable by the PostgreSQL user alone.
+        postgres.own_dir(self.data_root, self.run_as)
         name, data_dir, port = self._next_node()
         postgres.init_primary(self.bins, data_dir, port, self.creds, self.run_as)
         self.nodes.append(self._start(name, "primary", data_dir, port))

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gameday.errors import InputError
+from gameday.sandbox.state import decode_json, open_private
+
 EVENT_NAMES = frozenset(
     {
         "replica_exit",
@@ -59,7 +62,9 @@ class EventLog:
         record = {"cell": self.cell, "event": event, "utc": utc_now_iso(),
                   "monotonic": time.monotonic(), **details}
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a symlink planted in the state dir must not make us append elsewhere.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
         try:
             os.write(fd, line)
         finally:
@@ -71,16 +76,25 @@ def read_events(path: Path, cell: str | None = None) -> list[dict[str, Any]]:
 
 
 def iter_events(path: Path, cell: str | None = None) -> Iterator[dict[str, Any]]:
-    if not path.exists():
+    """The events of ``path`` (a regular file of ours, see ``open_private``), oldest first."""
+    try:
+        fd = open_private(path)
+    except FileNotFoundError:
         return
-    with path.open(encoding="utf-8") as fh:
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash mid-write is not an event
-            if cell is None or record.get("cell") == cell:
+            record = _event(line)
+            if record is not None and (cell is None or record.get("cell") == cell):
                 yield record
+
+
+def _event(line: str) -> dict[str, Any] | None:
+    """One event line, or None for what is no event (a line cut by a crash mid-write)."""
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        record = decode_json(line, "event")
+    except InputError:
+        return None
+    return record if isinstance(record, dict) else None

@@ -1,11 +1,15 @@
 """Bring the sandbox up and down, report its state, and inject faults through the admin API.
 
-This is the sandbox's core API: it returns results and raises errors; it never prints.
+This is the sandbox's core API: it returns results and raises errors; it never prints. Each
+call starts with ``SandboxLayout.check_ours``: nothing is written, deleted or signalled on the
+strength of a state file before it is proven the sandbox's own (state.py says how), and a
+process is signalled only while it carries this sandbox's id in its environment (procs.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,19 +25,33 @@ from gameday.errors import InputError, SandboxError
 from gameday.sandbox import postgres
 from gameday.sandbox.admin_client import admin_call
 from gameday.sandbox.events import read_events, utc_now_iso
-from gameday.sandbox.faults import validate_fault
-from gameday.sandbox.procs import ProcessId, identify, is_alive, signal_process, terminate
+from gameday.sandbox.faults import FAULT_ID, validate_fault
+from gameday.sandbox.procs import (
+    SANDBOX_ID_ENV,
+    ProcessId,
+    carries_id,
+    identify,
+    processes_with_id,
+    signal_process,
+    terminate,
+)
 from gameday.sandbox.state import (
-    MARKER_KIND,
-    SCHEMA_VERSION,
+    MAX_CELLS,
+    MAX_REPLICAS,
+    PG_ID_FILE,
+    Marker,
     SandboxLayout,
+    check_cell_state,
+    make_private_dir,
+    new_sandbox_id,
     new_token,
+    open_log,
+    pg_root_id,
+    tail_lines,
     write_json_atomic,
-    write_secret,
+    write_private,
 )
 
-MAX_CELLS = 16
-MAX_REPLICAS = 10
 UP_TIMEOUT_S = 120.0
 CONTROLLER_STOP_TIMEOUT_S = 20.0
 
@@ -75,93 +93,119 @@ def cell_cpus(index: int) -> list[int]:
     return [available[(index - 1) % len(available)]]
 
 
-def _controllers(marker: dict[str, Any]) -> list[ProcessId]:
-    return [ProcessId.from_json(c) for c in marker.get("controllers", [])]
+def _running(marker: Marker) -> bool:
+    return any(carries_id(c, marker.sandbox_id) for c in marker.controllers)
 
 
-def running_marker(layout: SandboxLayout) -> dict[str, Any] | None:
-    """The marker of a sandbox whose controllers still run, else None."""
-    marker = layout.check_ours()
-    if marker is None or not any(is_alive(c) for c in _controllers(marker)):
-        return None
-    return marker
+def _open(state_dir: Path) -> tuple[SandboxLayout, Marker | None]:
+    layout = SandboxLayout(state_dir.resolve())
+    return layout, layout.check_ours()
+
+
+# --------------------------------------------------------------------------- up
 
 
 def sandbox_up(state_dir: Path, cells: int = 1, replicas: int = 3,
                progress: Progress = _quiet, timeout_s: float = UP_TIMEOUT_S) -> UpResult:
     """Start every cell and return once all are ready (or raise, leaving nothing running)."""
     validate_up(cells, replicas)
-    layout = SandboxLayout(state_dir.resolve())
     started = time.monotonic()
-    marker = layout.check_ours()
-    if marker is not None and running_marker(layout) is not None:
-        return UpResult(layout.root, layout.cell_names(marker), True, 0.0)
+    layout, old = _open(state_dir)
+    if old is not None and _running(old):
+        return UpResult(layout.root, old.cells, True, 0.0)
+    names = [f"cell-{i}" for i in range(1, cells + 1)]
+    layout.check_cell_dirs(names)  # the directories this call will write into
     bins = postgres.find_pg_binaries()  # before anything is written: say now if there are none
     run_as = postgres.pg_run_as()
-    if marker is not None:
-        _stop_everything(layout, marker)  # leftovers of a sandbox that died
+    if old is not None:
+        _stop_everything(layout, old)  # leftovers of a sandbox that died
     progress(f"PostgreSQL {bins.version} from {bins.bindir}")
-    layout.root.mkdir(parents=True, exist_ok=True)
-    write_secret(layout.token_file, new_token())
-    creds = postgres.new_credentials()
-    write_secret(layout.secrets_file, _secrets_json(creds))
-    layout.events_file.write_text("")
-    names = [f"cell-{i}" for i in range(1, cells + 1)]
-    marker = {"kind": MARKER_KIND, "schema_version": SCHEMA_VERSION, "status": "starting",
-              "created_utc": utc_now_iso(), "cells": names, "replicas": replicas,
-              "pg_data_root": str(postgres.pg_data_root(layout.root, run_as)),
-              "controllers": []}
-    write_json_atomic(layout.marker, marker)
+    marker = _new_sandbox(layout, names, replicas, run_as)
     try:
-        for index, name in enumerate(names, start=1):
-            proc = _spawn_controller(layout, name, replicas, cell_cpus(index))
-            ident = identify(proc.pid)
-            if ident is not None:
-                marker["controllers"].append(ident.to_json())
-                write_json_atomic(layout.marker, marker)
-            progress(f"{name}: controller started (pid {proc.pid})")
-        _wait_cells_ready(layout, names, marker, progress, timeout_s)
+        _make_pg_root(marker, run_as)
+        controllers = _start_controllers(layout, marker, progress)
+        _wait_cells_ready(layout, marker, controllers, progress, timeout_s)
     except BaseException:
         _stop_everything(layout, marker)
         raise
-    marker["status"] = "running"
-    write_json_atomic(layout.marker, marker)
+    marker.status = "running"
+    write_json_atomic(layout.marker, marker.to_json())
     return UpResult(layout.root, names, False, time.monotonic() - started)
 
 
-def _secrets_json(creds: postgres.PgCredentials) -> str:
-    import json
+def _new_sandbox(layout: SandboxLayout, names: list[str], replicas: int,
+                 run_as: postgres.RunAs | None) -> Marker:
+    """A fresh id and the state dir's files; the marker names the data root before it exists,
+    so a crash right after leaves nothing `down` would not find."""
+    make_private_dir(layout.root)
+    sandbox_id = new_sandbox_id()
+    in_state_dir, in_temp = layout.pg_roots(sandbox_id)
+    marker = Marker(sandbox_id=sandbox_id, state_dir=str(layout.root),
+                    root_inode=os.lstat(layout.root).st_ino, cells=names, replicas=replicas,
+                    created_utc=utc_now_iso(),
+                    pg_data_root=str(in_state_dir if run_as is None else in_temp))
+    write_private(layout.token_file, new_token())
+    write_private(layout.secrets_file, _secrets_json(postgres.new_credentials()))
+    write_private(layout.events_file, "")
+    write_json_atomic(layout.marker, marker.to_json())
+    return marker
 
+
+def _secrets_json(creds: postgres.PgCredentials) -> str:
     return json.dumps({"database": {"user": creds.user, "password": creds.password,
                                     "database": creds.database}})
 
 
-def _spawn_controller(layout: SandboxLayout, cell: str, replicas: int,
+def _make_pg_root(marker: Marker, run_as: postgres.RunAs | None) -> None:
+    assert marker.pg_data_root is not None
+    root = postgres.make_data_root(Path(marker.pg_data_root), run_as)
+    write_json_atomic(root / PG_ID_FILE, pg_root_id(marker))
+
+
+def _start_controllers(layout: SandboxLayout, marker: Marker,
+                       progress: Progress) -> dict[str, subprocess.Popen[bytes]]:
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    for index, name in enumerate(marker.cells, start=1):
+        proc = _spawn_controller(layout, marker, name, cell_cpus(index))
+        started[name] = proc
+        ident = identify(proc.pid)
+        if ident is not None:
+            marker.controllers.append(ident)
+            write_json_atomic(layout.marker, marker.to_json())
+        progress(f"{name}: controller started (pid {proc.pid})")
+    return started
+
+
+def _spawn_controller(layout: SandboxLayout, marker: Marker, cell: str,
                       cpus: list[int]) -> subprocess.Popen[bytes]:
-    logs = layout.cell_logs(cell)
-    logs.mkdir(parents=True, exist_ok=True)
+    make_private_dir(layout.cell_dir(cell))
+    make_private_dir(layout.cell_logs(cell))
     layout.cell_state(cell).unlink(missing_ok=True)
-    with (logs / "controller.log").open("ab") as out:
+    # The id in the environment is what proves a process ours to a later `down`; the
+    # controller passes it on to everything it starts.
+    env = {**os.environ, SANDBOX_ID_ENV: marker.sandbox_id}
+    with open_log(layout.cell_logs(cell) / "controller.log") as out:
         # Its own session: the cell outlives the `up` command, as a daemon does.
         return subprocess.Popen(
             [sys.executable, "-m", "gameday.sandbox.controller", "--state-dir", str(layout.root),
-             "--cell", cell, "--replicas", str(replicas), "--cpus", ",".join(map(str, cpus))],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+             "--cell", cell, "--replicas", str(marker.replicas),
+             "--cpus", ",".join(map(str, cpus))],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
         )
 
 
-def _wait_cells_ready(layout: SandboxLayout, names: list[str], marker: dict[str, Any],
-                      progress: Progress, timeout_s: float) -> None:
+def _wait_cells_ready(layout: SandboxLayout, marker: Marker,
+                      controllers: dict[str, subprocess.Popen[bytes]], progress: Progress,
+                      timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    pending = set(names)
-    controllers = dict(zip(names, _controllers(marker), strict=True))
+    pending = set(marker.cells)
     while pending:
         for name in sorted(pending):
-            state = layout.read_cell_state(name)
-            if state is not None and state.get("status") == "ready":
+            state = layout.read_cell_state(name, marker)
+            if state is not None and state["status"] == "ready":
                 pending.discard(name)
                 progress(f"{name}: ready at {state['url']}")
-            elif not is_alive(controllers[name]):
+            elif controllers[name].poll() is not None:
                 raise SandboxError(f"{name} failed to start:\n{_log_tail(layout, name)}")
         if pending and time.monotonic() > deadline:
             raise SandboxError(f"{', '.join(sorted(pending))} not ready after {timeout_s:.0f} s; "
@@ -171,115 +215,131 @@ def _wait_cells_ready(layout: SandboxLayout, names: list[str], marker: dict[str,
 
 def _log_tail(layout: SandboxLayout, cell: str, lines: int = 20) -> str:
     path = layout.cell_logs(cell) / "controller.log"
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    with contextlib.suppress(OSError, InputError):
+        return "\n".join(tail_lines(path, lines))
     return f"(no log at {path})"
 
 
+# --------------------------------------------------------------------------- down
+
+
 def sandbox_down(state_dir: Path) -> DownResult:
-    layout = SandboxLayout(state_dir.resolve())
-    marker = layout.check_ours()
+    layout, marker = _open(state_dir)
     if marker is None:
         return DownResult(layout.root, was_running=False)
-    was_running = running_marker(layout) is not None
+    was_running = _running(marker)
     stopped, survivors = _stop_everything(layout, marker)
     return DownResult(layout.root, was_running, stopped, survivors)
 
 
-def recorded_pids(layout: SandboxLayout, marker: dict[str, Any]) -> list[ProcessId]:
-    """Every process the sandbox started: controllers, and what each controller recorded."""
-    procs = _controllers(marker)
-    for cell in layout.cell_names(marker):
-        state = layout.read_cell_state(cell) or {}
-        procs.extend(ProcessId.from_json(p) for p in state.get("pids", []))
+def _recorded(layout: SandboxLayout, marker: Marker) -> list[ProcessId]:
+    """Every process the sandbox recorded: controllers, and what each controller recorded."""
+    procs = list(marker.controllers)
+    for cell in marker.cells:
+        # A state file that fails its checks now (it passed them before) adds nothing: the
+        # sandbox's processes are found by their id anyway.
+        with contextlib.suppress(InputError):
+            state = layout.read_cell_state(cell, marker) or {"pids": []}
+            procs.extend(ProcessId.from_json(p) for p in state["pids"])
     return procs
 
 
-def _stop_everything(layout: SandboxLayout, marker: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """Stop the controllers gracefully (they revert faults), then make sure nothing is left."""
-    controllers = [c for c in _controllers(marker) if is_alive(c)]
+def _stop_everything(layout: SandboxLayout, marker: Marker) -> tuple[list[int], list[int]]:
+    """Stop the controllers gracefully (they revert faults), then every other process proven
+    ours, then remove the data root; return the pids stopped and the survivors. ``marker``
+    passed ``check_ours`` or was made by this process."""
+    controllers = [c for c in marker.controllers if carries_id(c, marker.sandbox_id)]
     for proc in controllers:
         signal_process(proc, signal.SIGTERM)
     deadline = time.monotonic() + CONTROLLER_STOP_TIMEOUT_S
-    while time.monotonic() < deadline and any(is_alive(c) for c in controllers):
+    while time.monotonic() < deadline and any(carries_id(c, marker.sandbox_id) for c in controllers):
         time.sleep(0.05)
-    procs = recorded_pids(layout, marker)
-    alive = [p for p in procs if is_alive(p)]
-    survivors = terminate(alive + _strays(layout, marker))
-    pg_root = marker.get("pg_data_root")
-    if pg_root:
-        shutil.rmtree(pg_root, ignore_errors=True)
-    marker["status"] = "down"
-    write_json_atomic(layout.marker, marker)
-    return sorted({p.pid for p in procs}), sorted(p.pid for p in survivors)
+    recorded = _recorded(layout, marker)
+    # Recorded and still ours, plus strays no state file names (a crash between spawn and
+    # record): both proven by the id in their environment, never by a path on a command line.
+    ours = {p for p in recorded if carries_id(p, marker.sandbox_id)}
+    ours.update(processes_with_id(marker.sandbox_id))
+    survivors = terminate(sorted(ours, key=lambda p: p.pid))
+    _remove_pg_root(layout, marker)
+    marker.status = "down"
+    write_json_atomic(layout.marker, marker.to_json())
+    stopped = {p.pid for p in controllers} | {p.pid for p in ours}
+    return sorted(stopped), sorted(p.pid for p in survivors)
 
 
-def _strays(layout: SandboxLayout, marker: dict[str, Any]) -> list[ProcessId]:
-    """Processes of ours that no state file names (a crash between spawn and record).
-
-    Ours are sandbox modules started with this state dir on their command line, and PostgreSQL
-    nodes whose data lives under this sandbox's data root; nothing else is touched.
-    """
-    root = str(layout.root).encode()
-    pg_root = str(marker.get("pg_data_root") or "\0").encode()
-    found: list[ProcessId] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if (b"gameday.sandbox." in cmdline and root in cmdline) or pg_root in cmdline:
-            ident = identify(int(entry.name))
-            if ident is not None:
-                found.append(ident)
-    return found
+def _remove_pg_root(layout: SandboxLayout, marker: Marker) -> None:
+    # Checked again right before the delete: a data root that is no longer provably ours
+    # (swapped since the first check) is left alone.
+    with contextlib.suppress(InputError):
+        path = layout.check_pg_root(marker)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def _live_marker(layout: SandboxLayout) -> dict[str, Any]:
-    marker = running_marker(layout)
-    if marker is None:
+# --------------------------------------------------------------------------- status, faults
+
+
+def _live_marker(layout: SandboxLayout) -> Marker:
+    marker = layout.check_ours()
+    if marker is None or not _running(marker):
         raise InputError(f"--state-dir {layout.root}", "a running sandbox", "none running",
                          "start one with `gameday sandbox up`")
     return marker
 
 
-def _cell_state(layout: SandboxLayout, marker: dict[str, Any], cell: str) -> dict[str, Any]:
-    names = layout.cell_names(marker)
-    if cell not in names:
-        raise InputError("CELL", "one of " + ", ".join(names), cell,
+def _cell_state(layout: SandboxLayout, marker: Marker, cell: str) -> dict[str, Any]:
+    if cell not in marker.cells:
+        raise InputError("CELL", "one of " + ", ".join(marker.cells), cell,
                          "`gameday sandbox status` lists the cells")
-    state = layout.read_cell_state(cell)
-    if state is None or not state.get("admin_url"):
+    state = layout.read_cell_state(cell, marker)
+    if state is None or not state["admin_url"]:
         raise SandboxError(f"{cell} has no admin API yet; is it still starting?")
     return state
 
 
+def cell_state(state_dir: Path, cell: str) -> dict[str, Any]:
+    """The checked state file of ``cell`` of the sandbox in ``state_dir``."""
+    layout, marker = _open(state_dir)
+    state = None if marker is None or cell not in marker.cells else \
+        layout.read_cell_state(cell, marker)
+    if state is None:
+        raise SandboxError(f"no running sandbox cell {cell} in {state_dir}")
+    return state
+
+
+def database_credentials(state_dir: Path) -> postgres.PgCredentials:
+    layout, marker = _open(state_dir)
+    if marker is None:
+        raise SandboxError(f"no sandbox in {state_dir}")
+    return postgres.PgCredentials(**layout.database_secrets())
+
+
 def sandbox_status(state_dir: Path) -> dict[str, Any]:
     """The sandbox as its controllers see it now (the state files when a controller is gone)."""
-    layout = SandboxLayout(state_dir.resolve())
-    marker = layout.check_ours()
+    layout, marker = _open(state_dir)
     if marker is None:
         return {"state_dir": str(layout.root), "running": False, "cells": [], "pids": []}
     token = layout.token()
-    cells = []
-    for name in layout.cell_names(marker):
-        state = layout.read_cell_state(name) or {"name": name, "status": "missing"}
-        if state.get("admin_url") and state.get("status") == "ready":
-            with contextlib.suppress(SandboxError):
-                state = admin_call(state["admin_url"], token, "GET", "/state", timeout_s=3.0)
-        cells.append(state)
-    pids = sorted({p.pid for p in recorded_pids(layout, marker)})
-    return {"state_dir": str(layout.root), "running": running_marker(layout) is not None,
-            "cells": cells, "pids": pids}
+    cells = [_live_state(layout, marker, name, token) for name in marker.cells]
+    pids = sorted({p.pid for p in _recorded(layout, marker)})
+    return {"state_dir": str(layout.root), "running": _running(marker), "cells": cells,
+            "pids": pids}
+
+
+def _live_state(layout: SandboxLayout, marker: Marker, cell: str, token: str) -> dict[str, Any]:
+    state = layout.read_cell_state(cell, marker) or {"name": cell, "status": "missing"}
+    if state.get("admin_url") and state.get("status") == "ready":
+        with contextlib.suppress(SandboxError, InputError):
+            live = admin_call(state["admin_url"], token, "GET", "/state", timeout_s=3.0)
+            state = check_cell_state(cell, live, f"{state['admin_url']}/state")
+    return state
 
 
 def check_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any]) -> None:
     """Raise InputError unless the fault could be applied to ``cell`` now; touches nothing."""
     layout = SandboxLayout(state_dir.resolve())
     state = _cell_state(layout, _live_marker(layout), cell)
-    validate_fault(kind, params, len(state.get("replicas", [])), len(state.get("cpus", [1])))
+    validate_fault(kind, params, len(state["replicas"]), len(state["cpus"]))
 
 
 def inject_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any],
@@ -288,12 +348,20 @@ def inject_fault(state_dir: Path, cell: str, kind: str, params: dict[str, Any],
     layout = SandboxLayout(state_dir.resolve())
     marker = _live_marker(layout)
     state = _cell_state(layout, marker, cell)
-    spec = validate_fault(kind, params, len(state.get("replicas", [])), len(state.get("cpus", [1])))
+    spec = validate_fault(kind, params, len(state["replicas"]), len(state["cpus"]))
     body: dict[str, Any] = {"kind": spec.kind, "params": params}
     if fault_id is not None:
-        body["id"] = fault_id
+        body["id"] = _fault_id(fault_id)
     record: dict[str, Any] = admin_call(state["admin_url"], layout.token(), "POST", "/faults", body)
     return record
+
+
+def _fault_id(value: Any) -> str:
+    # It becomes part of an admin API path: letters, digits, '-' and '_' only.
+    if not isinstance(value, str) or not FAULT_ID.fullmatch(value):
+        raise InputError("FAULT_ID", "letters, digits, '-' and '_' (at most 64)", value,
+                         "`gameday sandbox status --json` lists the cell's faults")
+    return value
 
 
 def revert_fault(state_dir: Path, cell: str, fault_id: str | None) -> list[dict[str, Any]]:
@@ -303,10 +371,11 @@ def revert_fault(state_dir: Path, cell: str, fault_id: str | None) -> list[dict[
     state = _cell_state(layout, marker, cell)
     token = layout.token()
     if fault_id is None:
-        ids = [f["id"] for f in admin_call(state["admin_url"], token, "GET", "/faults")
-               if f.get("reverted_utc") is None]
+        listed = admin_call(state["admin_url"], token, "GET", "/faults")
+        ids = [_fault_id(f.get("id")) for f in listed if isinstance(f, dict)
+               and f.get("reverted_utc") is None] if isinstance(listed, list) else []
     else:
-        ids = [fault_id]
+        ids = [_fault_id(fault_id)]
     reverted = []
     for fid in ids:
         try:
@@ -320,12 +389,11 @@ def revert_fault(state_dir: Path, cell: str, fault_id: str | None) -> list[dict[
 
 
 def sandbox_events(state_dir: Path, cell: str | None = None) -> list[dict[str, Any]]:
-    layout = SandboxLayout(state_dir.resolve())
-    marker = layout.check_ours()
+    layout, marker = _open(state_dir)
     if marker is None:
         raise InputError(f"--state-dir {layout.root}", "a sandbox state directory",
                          "no sandbox there", "start one with `gameday sandbox up`")
-    if cell is not None and cell not in layout.cell_names(marker):
-        raise InputError("--cell", "one of " + ", ".join(layout.cell_names(marker)), cell,
+    if cell is not None and cell not in marker.cells:
+        raise InputError("--cell", "one of " + ", ".join(marker.cells), cell,
                          "`gameday sandbox status` lists the cells")
     return read_events(layout.events_file, cell)

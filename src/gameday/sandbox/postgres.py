@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from gameday.errors import SandboxError
+from gameday.sandbox.state import open_log
 
 REQUIRED_TOOLS = ("initdb", "postgres", "pg_basebackup")
 FALLBACK_USER = "gameday"
@@ -169,25 +170,30 @@ def _create_system_user(name: str) -> None:
                            f"{result.stderr.strip()}; create an unprivileged user named 'postgres'")
 
 
+def data_root_parent(state_dir: Path, run_as: RunAs | None) -> Path:
+    """Where a PostgreSQL data root may go: in ``state_dir``, or as root in the system temp dir
+    (state_dir's parents may be closed to the unprivileged user: pytest's tmp dirs are 0700)."""
+    return state_dir if run_as is None else Path(tempfile.gettempdir()).resolve()
+
+
+def make_data_root(path: Path, run_as: RunAs | None) -> Path:
+    """Create ``path`` (it must not exist) for data directories: 0700, or as root 0711 so the
+    unprivileged user can reach the directories it owns inside but not list or change it."""
+    os.mkdir(path, 0o700)
+    if run_as is not None:
+        path.chmod(0o711)
+    return path
+
+
 def pg_data_root(state_dir: Path, run_as: RunAs | None) -> Path:
-    """A directory for the cell's data directories, writable by whoever runs PostgreSQL.
-
-    As root, state_dir's parents may be closed to the unprivileged user (pytest's tmp dirs are
-    0700), so the root is a fresh directory in the system temp dir instead; the caller records
-    it. Each call as root makes a new directory.
-    """
-    if run_as is None:
-        root = state_dir / "pg"
-        root.mkdir(parents=True, exist_ok=True)
-        return root.resolve()
-    root = Path(tempfile.mkdtemp(prefix="gameday-pg-"))
-    os.chown(root, run_as.uid, run_as.gid)
-    return root
+    """A fresh data root for a PostgreSQL server of its own (each call makes a new one)."""
+    parent = data_root_parent(state_dir.resolve(), run_as)
+    return make_data_root(parent / f"gameday-pg-{secrets.token_hex(8)}", run_as)
 
 
-def _own_dir(path: Path, run_as: RunAs | None) -> None:
+def own_dir(path: Path, run_as: RunAs | None) -> None:
     """Create ``path`` (empty) with mode 0700 owned by the PostgreSQL user, as postgres demands."""
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if run_as is not None:
         os.chown(path, run_as.uid, run_as.gid)
     path.chmod(0o700)
@@ -307,7 +313,7 @@ def init_primary(bins: PgBinaries, data_dir: Path, port: int, creds: PgCredentia
                  run_as: RunAs | None) -> None:
     """initdb a fresh primary in ``data_dir`` (created, must be empty) and configure it."""
     data_dir = data_dir.resolve()
-    _own_dir(data_dir, run_as)
+    own_dir(data_dir, run_as)
     _initdb(bins, data_dir, creds, run_as)
     _append(data_dir / "postgresql.conf", _primary_conf(port))
     (data_dir / "pg_hba.conf").write_text(_PG_HBA)
@@ -349,8 +355,8 @@ def start_node(bins: PgBinaries, data_dir: Path, log_path: Path,
     the caller SIGKILL the whole node (postmaster and backends) with ``os.killpg``.
     """
     data_dir = data_dir.resolve()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open_log(log_path) as log:
         try:
             return subprocess.Popen(
                 [str(bins.tool("postgres")), "-D", str(data_dir)],
@@ -449,7 +455,7 @@ def create_standby(bins: PgBinaries, primary_port: int, data_dir: Path, port: in
                    run_as: RunAs | None, application_name: str) -> None:
     """Clone the primary into ``data_dir`` (created, must be empty) as a streaming standby on ``port``."""
     data_dir = data_dir.resolve()
-    _own_dir(data_dir, run_as)
+    own_dir(data_dir, run_as)
     cmd = [str(bins.tool("pg_basebackup")), "-h", "127.0.0.1", "-p", str(primary_port),
            "-U", creds.user, "-D", str(data_dir), "-X", "stream", "-R", "-c", "fast", "--no-sync",
            "-w"]

@@ -1,7 +1,10 @@
-"""Process identity and termination by pid, safe against pid reuse.
+"""Process identity, proof of ownership, and termination by pid, safe against pid reuse.
 
 A pid alone can be recycled by the kernel; a pid together with its start time (field 22 of
-``/proc/PID/stat``) names one process for its whole life.
+``/proc/PID/stat``) names one process for its whole life. A pid and start time read back from
+a file prove nothing, though (a forged file can name any live process), so every process the
+sandbox starts carries ``GAMEDAY_SANDBOX_ID`` in its environment: the sandbox signals only
+processes whose ``/proc/PID/environ`` holds its own id.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SANDBOX_ID_ENV = "GAMEDAY_SANDBOX_ID"
 
 
 @dataclass(frozen=True)
@@ -25,26 +32,35 @@ class ProcessId:
     def from_json(cls, data: dict[str, int]) -> ProcessId:
         return cls(int(data["pid"]), int(data["start_ticks"]))
 
+    @staticmethod
+    def valid_json(data: Any) -> bool:
+        """True for ``{"pid": N, "start_ticks": T}`` with whole numbers a kernel can hand out."""
+        if not isinstance(data, dict) or set(data) != {"pid", "start_ticks"}:
+            return False
+        pid, ticks = data["pid"], data["start_ticks"]
+        return (all(isinstance(v, int) and not isinstance(v, bool) for v in (pid, ticks))
+                and 1 < pid < 2**22 and 0 <= ticks < 2**63)
 
-def start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, or None when there is no such process."""
+
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[19])
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None when there is no such process."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def process_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return stat[stat.rfind(")") + 2 :].split()[0]
+    fields = _stat_fields(pid)
+    return None if fields is None else fields[0]
 
 
 def identify(pid: int) -> ProcessId | None:
@@ -57,6 +73,35 @@ def is_alive(proc: ProcessId) -> bool:
     if start_ticks(proc.pid) != proc.start_ticks:
         return False
     return process_state(proc.pid) not in (None, "Z", "X")
+
+
+def _environ_holds(pid: int, entry: bytes) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # gone, or another user's process we may not inspect: not ours
+        return False
+    return entry in raw.split(b"\0")
+
+
+def carries_id(proc: ProcessId, sandbox_id: str) -> bool:
+    """True when the live process ``proc`` was started by the sandbox ``sandbox_id``."""
+    if not is_alive(proc):
+        return False
+    holds = _environ_holds(proc.pid, f"{SANDBOX_ID_ENV}={sandbox_id}".encode())
+    # Still the same process after the read: the environment read was that process's.
+    return holds and start_ticks(proc.pid) == proc.start_ticks
+
+
+def processes_with_id(sandbox_id: str) -> list[ProcessId]:
+    """Every live process (but this one) started by the sandbox ``sandbox_id``."""
+    found: list[ProcessId] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        proc = identify(int(entry.name))
+        if proc is not None and carries_id(proc, sandbox_id):
+            found.append(proc)
+    return found
 
 
 def signal_process(proc: ProcessId, sig: int, group: bool = False) -> bool:
@@ -73,7 +118,11 @@ def signal_process(proc: ProcessId, sig: int, group: bool = False) -> bool:
 
 
 def terminate(procs: list[ProcessId], grace_s: float = 3.0) -> list[ProcessId]:
-    """SIGTERM each process group, SIGKILL what remains after ``grace_s``; return survivors."""
+    """SIGTERM each process group, SIGKILL what remains after ``grace_s``; return survivors.
+
+    The caller vouches for ``procs`` (it started them, or proved them its own with
+    ``carries_id``); each signal is sent only while the pid still has its start time.
+    """
     for proc in procs:
         signal_process(proc, signal.SIGTERM, group=True)
     deadline = time.monotonic() + grace_s

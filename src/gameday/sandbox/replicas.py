@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gameday.sandbox.events import EventSink
+from gameday.sandbox.state import open_log
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Supervisor:
         if not port_is_free(replica.port):
             replica.port = free_port()
         log_file = self.log_dir / f"replica-{replica.index}.log"
-        with log_file.open("ab") as out:
+        with open_log(log_file) as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gameday.sandbox.replica",
                 "--port", str(replica.port), "--index", str(replica.index),

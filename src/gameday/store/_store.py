@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from typing import Any, Final, get_args
 
 from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from gameday.errors import InputError
@@ -504,12 +505,27 @@ class Store:
         if self._closed:
             raise StoreError(f"{what}: the store {self.url} is closed")
 
+    def _first_look(self) -> tuple[str | None, set[str]]:
+        """The schema state, on the store's first connection. Processes opening a new SQLite
+        file at once race to switch it to WAL (on connect); the loser gets "database is locked"
+        at once, without waiting for the busy timeout, so it tries again until then."""
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                with self._read("check the store's tables") as conn:
+                    return _schema_state(conn)
+            except StoreError as exc:
+                cause = exc.__cause__
+                locked = isinstance(cause, OperationalError) and "database is locked" in str(cause)
+                if not locked or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
+
     def _prepare_schema(self) -> None:
         """Check the schema version, create missing tables and upgrade an older schema we know,
         serialised across processes."""
         current = str(STORE_SCHEMA_VERSION)
-        with self._read("check the store's tables") as conn:
-            version, missing = _schema_state(conn)
+        version, missing = self._first_look()
         if version is not None:
             _check_version(self.url, version)
             if not missing and version == current:

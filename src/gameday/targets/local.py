@@ -12,9 +12,7 @@ from urllib.parse import urlsplit
 from gameday.config.cells import Cell
 from gameday.errors import GamedayError, InputError, SandboxError
 from gameday.sandbox import manager
-from gameday.sandbox.events import read_events
-from gameday.sandbox.postgres import PgCredentials
-from gameday.sandbox.state import SandboxLayout, read_json
+from gameday.sandbox.state import SandboxLayout
 from gameday.sandbox.workload import missing_acknowledged
 from gameday.targets.base import FaultKind, Probe
 
@@ -46,8 +44,10 @@ class LocalTarget:
         self._conn: http.client.HTTPConnection | None = None
 
     def _state(self) -> dict[str, Any]:
-        state = self.layout.read_cell_state(self.sandbox_cell)
-        if state is None or not state.get("url"):
+        # Through the sandbox's checks, like every command: the cells file names the state
+        # dir, and what is in it is trusted only once proven the sandbox's own.
+        state = manager.cell_state(self.state_dir, self.sandbox_cell)
+        if not state["url"]:
             raise SandboxError(f"no running sandbox cell {self.sandbox_cell} in {self.state_dir}")
         return state
 
@@ -103,14 +103,14 @@ class LocalTarget:
             conn.close()
 
     def missing_writes(self, tag: str, seqs: list[int]) -> list[int]:
-        creds = PgCredentials(**read_json(self.layout.secrets_file)["database"])
+        creds = manager.database_credentials(self.state_dir)
         status = manager.sandbox_status(self.state_dir)
         cell = next(c for c in status["cells"] if c["name"] == self.sandbox_cell)
         primary = next(n for n in cell["database"] if n["role"] == "primary")
         return missing_acknowledged(int(primary["port"]), creds, tag, seqs)
 
     def ground_truth(self) -> list[dict[str, Any]]:
-        return read_events(self.layout.events_file, self.sandbox_cell)
+        return manager.sandbox_events(self.state_dir, self.sandbox_cell)
 
 
 def _error_text(payload: bytes) -> str:
