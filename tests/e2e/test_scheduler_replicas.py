@@ -34,7 +34,10 @@ from gameday.model import RunRecord
 from gameday.store import Store
 from helpers import ROOT, Sandbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(280)]
+# One group: under `pytest -n --dist loadgroup` every test of the module shares one worker, so
+# the scenarios (and their minute of waiting) run once, not once per worker.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(280),
+              pytest.mark.xdist_group("scheduler-replicas")]
 
 LEAD_S = 30  # the windows start at the first whole minute at least this far ahead
 WINDOW_MINUTES = 2

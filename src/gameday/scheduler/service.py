@@ -150,6 +150,8 @@ class SchedulerService:
     def _stop_timer(self) -> None:
         from apscheduler.schedulers.base import SchedulerNotRunningError
 
+        if self._scheduler is None:
+            return
         # wait=False: its jobs only hand windows over, so there is nothing to wait for.
         with suppress(SchedulerNotRunningError):
             self._scheduler.shutdown(wait=False)
@@ -219,7 +221,7 @@ class SchedulerService:
         except Exception as exc:  # logged; the next window still fires
             log.exception("window %s failed", window_id)
             self.say(f"window {window_id} failed ({type(exc).__name__}: {exc}); the scheduler "
-                     "keeps firing and another try takes the window over once its claim expires")
+                     "keeps firing and tries the window again (once its claim, if any, expires)")
         finally:
             with self._lock:
                 self._active.discard(window_id)

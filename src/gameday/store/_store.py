@@ -112,6 +112,12 @@ class Store:
         store = cls(engine, redacted)
         try:
             store._prepare_schema()
+        except StoreError as exc:
+            engine.dispose()
+            if "file is not a database" in str(exc.__cause__):
+                raise InputError("--store", "a SQLite database file", f"{redacted}: a file of "
+                                 "another kind", _STORE_FIX) from exc
+            raise
         except BaseException:
             engine.dispose()
             raise
@@ -596,25 +602,21 @@ def _check_version(url: str, found: str) -> None:
 # ---------------------------------------------------------------------- engine
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _STORE_FIX = "pass --store sqlite:///PATH of a store gameday made (or a new path), or postgresql://..."
 
 
 def _check_sqlite_path(path: Path, create: bool, redacted: str) -> None:
     """Refuse, touching nothing, a SQLite path that cannot be a store we may use."""
     if path.exists():
+        # No open() of the file here: closing any descriptor of a SQLite file drops the POSIX
+        # locks this process's open connections hold on it (a store already open in this
+        # process would then lose its WAL locks). A file of another kind is SQLite's to find.
         if not path.is_file():
             raise InputError("--store", "a SQLite database file", f"{path} is not a regular file",
                              _STORE_FIX)
-        try:
-            with path.open("rb") as fh:
-                header = fh.read(len(SQLITE_HEADER))
-        except OSError as exc:
+        if not os.access(path, os.R_OK):
             raise InputError("--store", "a readable SQLite database file",
-                             f"{path}: {exc.strerror}", _STORE_FIX) from exc
-        if header and header != SQLITE_HEADER:
-            raise InputError("--store", "a SQLite database file", f"{path} is a file of "
-                             "another kind", _STORE_FIX)
+                             f"{path} is not readable", _STORE_FIX)
         if create and not os.access(path, os.W_OK):
             raise InputError("--store", "a SQLite file gameday may write", f"{path} is read-only",
                              "make it writable, or pass another --store")
