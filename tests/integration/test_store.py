@@ -489,6 +489,29 @@ TAKE_OVER_RACE = textwrap.dedent("""
 """)
 
 
+STATE_RACE = textwrap.dedent("""
+    import sys, time
+    from gameday.store import Store
+    url, me, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with Store.open(url) as store:
+        for key in range(10):  # ten new keys, each written by every process at the same moment
+            time.sleep(max(0.0, start + key * 0.1 - time.time()))
+            store.state_set(f"scheduler:s{key}:last_seen", me)
+""")
+
+
+def test_processes_writing_a_new_state_key_at_once_all_succeed(store_url: str) -> None:
+    # Replicas of one schedule write their first heartbeat together on a new store.
+    Store.open(store_url).close()
+    start = f"{time.time() + 1.5}"
+    procs = [python_script(STATE_RACE, store_url, f"p{i}", start) for i in range(6)]
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    with Store.open(store_url) as store:
+        for key in range(10):
+            assert store.state_get(f"scheduler:s{key}:last_seen") in {f"p{i}" for i in range(6)}
+
+
 def test_processes_racing_to_take_over_a_window_get_one_holder(store_url: str) -> None:
     with Store.open(store_url) as store:
         past = datetime.now(UTC) - timedelta(minutes=1)

@@ -272,7 +272,7 @@ class SchedulerService:
             if w.end_utc <= now]
         # record_missed claims each window: one that did run (or was recorded) is left alone.
         done = [w.window_id for w in ended if self.runner.record_missed(w) is not None]
-        self._heartbeat(store)
+        self._guarded("heartbeat", lambda: self._heartbeat(store))
         self.adopt_orphans(store)
         current = window_containing(self.schedule, now)
         if current is not None:

@@ -476,10 +476,18 @@ class Store:
         if key == "schema_version":
             raise StoreError("state_set: schema_version is the store's own")
         meta = schema.meta
-        with self._write(f"write state {key!r}") as conn:
-            done = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
-            if not done.rowcount:
-                conn.execute(meta.insert().values(key=key, value=value))
+        update = meta.update().where(meta.c.key == key).values(value=value)
+        try:
+            with self._write(f"write state {key!r}") as conn:
+                if not conn.execute(update).rowcount:
+                    conn.execute(meta.insert().values(key=key, value=value))
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            # Another process inserted the key in the meantime (PostgreSQL: scheduler replicas
+            # writing their first heartbeat at once): the row exists now, so update it.
+            with self._write(f"write state {key!r}") as conn:
+                conn.execute(update)
 
     # ------------------------------------------------------------------ plumbing
 
