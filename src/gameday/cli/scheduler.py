@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from gameday.cli.output import exit_codes, literal, progress_console, say
+from gameday.cli.params import finite
 from gameday.cli.runs import _progress_renderer, open_store, store_option
 from gameday.config import DEFAULT_SCHEDULE_FILE
 
@@ -25,7 +26,7 @@ def scheduler() -> None:
 @store_option
 @click.option("--reports-dir", type=click.Path(path_type=Path),
               help="Where window reports go (default reports/).")
-@click.option("--lease-ttl", type=click.FloatRange(min=2.0, max=300.0), default=15.0,
+@click.option("--lease-ttl", type=finite(2.0, 300.0), default=15.0,
               show_default=True,
               help="Seconds the global fault lease and a window's claim outlive their holder's "
                    "last heartbeat (then another scheduler takes over).")

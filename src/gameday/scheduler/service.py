@@ -81,8 +81,14 @@ class SchedulerService:
     _windows: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
+        from gameday.config.cells import load_cells
+
         n = self.schedule.notifications
-        notifier = Notifier(n.webhook_url, n.events, n.timeout_s) if n else Notifier(None)
+        # The cells' secrets are masked in every payload (reasons are masked when stored too).
+        secrets = [v for c in load_cells(self.schedule.cells.file).values()
+                   for v in c.secret_values]
+        notifier = Notifier(n.webhook_url, n.events, n.timeout_s, secrets) if n \
+            else Notifier(None)
         self.runner = WindowRunner(self.schedule, self.store_url, self.stop, notifier, self.say,
                                    self.progress, self.reports_dir, self.lease_ttl, self.clock)
         self._windows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gameday-window")

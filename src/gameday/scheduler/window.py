@@ -27,6 +27,7 @@ from gameday.config.schedule import ErrorBudgetGate, IncidentGate, Schedule
 from gameday.engine.lease import FAULT_LEASE, holder_id
 from gameday.engine.reconcile import reconcile
 from gameday.engine.runner import ProgressSink, RunRequest, record_skipped, run_experiment
+from gameday.errors import InputError
 from gameday.model import RunRecord, WindowRecord
 from gameday.reporting.render import write_report
 from gameday.reporting.reports import default_folder, window_report
@@ -246,6 +247,8 @@ class WindowRunner:
                                              f"{planned.week_of_month} of the month")
         if kind in self.schedule.cells.exclude.get(cell, frozenset()):
             return self._skip(planned, cell, f"excluded: {cell} never runs {kind}")
+        if cell in self.schedule.cells.cannot_run:
+            return self._skip(planned, cell, f"target: {self.schedule.cells.cannot_run[cell]}")
         if self.stop.is_set():
             return self._skip(planned, cell, "stopped: the scheduler is shutting down")
         blocked = self._gates(cell)
@@ -262,8 +265,11 @@ class WindowRunner:
             if self._done(planned, cell) is not None or not claim.confirm():
                 return None
             self.say(f"running {kind} against {cell}")
-            return run_experiment(self._request(planned, cell, kind, holder), self.progress,
-                                  self.stop, self.log_dir)
+            try:
+                return run_experiment(self._request(planned, cell, kind, holder),
+                                      self.progress, self.stop, self.log_dir)
+            except InputError as exc:  # the file or the cell changed since the schedule loaded
+                return self._skip(planned, cell, f"invalid: {exc.message()}")
         finally:
             with Store.open(self.store_url) as store:
                 store.lease_release(FAULT_LEASE, holder)
@@ -272,7 +278,8 @@ class WindowRunner:
         return RunRequest(experiment=self.schedule.experiments[kind], cell=cell,
                           cells_file=self.schedule.cells.file, store_url=self.store_url,
                           window_id=planned.window_id, deadline_utc=planned.end_utc,
-                          lease_holder=holder, lease_ttl_s=self.lease_ttl.total_seconds())
+                          lease_holder=holder, lease_ttl_s=self.lease_ttl.total_seconds(),
+                          allow=self.schedule.allow)
 
     def _skip(self, planned: PlannedWindow, cell: str, reason: str) -> RunRecord:
         kind = planned.experiment
