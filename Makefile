@@ -31,8 +31,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# Parallel workers (pytest-xdist); tests/conftest.py keeps the timing-sensitive tests on a CPU
+# of their own, one at a time. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 4
 test: install lint
-	$(VENV)/bin/pytest --durations=12
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --durations=12
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,61 @@ import pytest
 
 from gameday.sandbox import postgres as pg
 from helpers import Sandbox, run_cli
+
+# ---------------------------------------------------------- parallel runs (pytest-xdist)
+#
+# Tests that compare measured timings with bounds (latency added, p95 ratios under CPU stress,
+# a revert within a second, burner duty cycles) run one at a time, in one work unit, on a CPU
+# of their own: every other test, in every other worker, runs on the remaining CPUs. The
+# sandbox pins a cell's processes to CPUs taken from its own affinity, so a sandbox started by
+# a timing test stays on the timing CPU. Modules whose module-scoped fixture must run once
+# (several scheduler processes waiting for one minute) are one work unit each.
+#
+# The units are made by our own scheduler: pytest 9 builds node ids in a way pytest-xdist
+# 3.8's `xdist_group` marks no longer reach, so `--dist loadgroup` would split groups.
+TIMING_UNIT = "timing"
+TIMING_MODULES = ("tests/e2e/test_sandbox_cli.py", "tests/e2e/test_sigterm_phases.py",
+                  "tests/integration/test_burner.py", "tests/integration/test_proxy.py")
+TIMING_TESTS = (
+    "tests/e2e/test_engine.py::test_experiment_passes_and_agrees_with_ground_truth",
+    "tests/e2e/test_engine.py::test_a_cell_that_cannot_recover_is_not_recovered_and_still_stored",
+    "tests/e2e/test_engine.py::test_demo_runs_the_rotation_and_agrees_with_ground_truth",
+    "tests/e2e/test_engine.py::test_halt_condition_reverts_within_a_second",
+    "tests/e2e/test_engine.py::test_sigterm_halts_reverts_and_still_records_the_run",
+)
+# In the timing unit, but on every CPU: they pin burners to each CPU in turn.
+EVERY_CPU_MODULES = ("tests/integration/test_burner.py",)
+WHOLE_MODULES = ("tests/e2e/test_scheduler_replicas.py", "tests/e2e/test_scheduler.py")
+ALL_CPUS = sorted(os.sched_getaffinity(0))
+
+
+def work_unit(nodeid: str) -> str:
+    """Which tests must run together, in one worker, one after the other."""
+    module = nodeid.split("::")[0]
+    if module in TIMING_MODULES or nodeid.split("[")[0] in TIMING_TESTS:
+        return TIMING_UNIT
+    return module if module in WHOLE_MODULES else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") is None or len(ALL_CPUS) < 2:
+        return  # one process: the tests run one at a time anyway
+    if item.nodeid.split("::")[0] in EVERY_CPU_MODULES:
+        os.sched_setaffinity(0, ALL_CPUS)
+    elif work_unit(item.nodeid) == TIMING_UNIT:
+        os.sched_setaffinity(0, ALL_CPUS[:1])
+    else:
+        os.sched_setaffinity(0, ALL_CPUS[1:])
 
 
 @pytest.fixture
