@@ -22,15 +22,17 @@ from helpers import Sandbox, run_cli
 # ---------------------------------------------------------- parallel runs (pytest-xdist)
 #
 # Tests that compare measured timings with bounds (latency added, p95 ratios under CPU stress,
-# a revert within a second, burner duty cycles) run one at a time, in one work unit, on a CPU
-# of their own: every other test, in every other worker, runs on the remaining CPUs. The
-# sandbox pins a cell's processes to CPUs taken from its own affinity, so a sandbox started by
-# a timing test stays on the timing CPU. Modules whose module-scoped fixture must run once
-# (several scheduler processes waiting for one minute) are one work unit each.
+# a revert within a second, burner duty cycles) run one at a time, in one work unit, in the
+# first worker (gw0), at normal priority; every other worker, and all it starts (sandboxes,
+# PostgreSQL, scheduler processes), runs at nice 19: it uses what CPU the timing tests leave
+# and never slows them down. Modules whose module-scoped fixture must run once (several
+# scheduler processes waiting for one minute) are one work unit each.
 #
 # The units are made by our own scheduler: pytest 9 builds node ids in a way pytest-xdist
 # 3.8's `xdist_group` marks no longer reach, so `--dist loadgroup` would split groups.
 TIMING_UNIT = "timing"
+TIMING_WORKER = "gw0"
+OTHERS_NICE = 19
 TIMING_MODULES = ("tests/e2e/test_sandbox_cli.py", "tests/e2e/test_sigterm_phases.py",
                   "tests/integration/test_burner.py", "tests/integration/test_proxy.py")
 TIMING_TESTS = (
@@ -40,10 +42,7 @@ TIMING_TESTS = (
     "tests/e2e/test_engine.py::test_halt_condition_reverts_within_a_second",
     "tests/e2e/test_engine.py::test_sigterm_halts_reverts_and_still_records_the_run",
 )
-# In the timing unit, but on every CPU: they pin burners to each CPU in turn.
-EVERY_CPU_MODULES = ("tests/integration/test_burner.py",)
 WHOLE_MODULES = ("tests/e2e/test_scheduler_replicas.py", "tests/e2e/test_scheduler.py")
-ALL_CPUS = sorted(os.sched_getaffinity(0))
 
 
 def work_unit(nodeid: str) -> str:
@@ -61,18 +60,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            # The timing unit goes to gw0 with its first assignment; the others take it only
+            # when nothing else is left (gw0 never needs to: it starts with it).
+            if TIMING_UNIT in self.workqueue:
+                first = node.gateway.id == TIMING_WORKER
+                self.workqueue.move_to_end(TIMING_UNIT, last=not first)
+            super()._assign_work_unit(node)
+
     return WorkUnits(config, log)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") is None or len(ALL_CPUS) < 2:
-        return  # one process: the tests run one at a time anyway
-    if item.nodeid.split("::")[0] in EVERY_CPU_MODULES:
-        os.sched_setaffinity(0, ALL_CPUS)
-    elif work_unit(item.nodeid) == TIMING_UNIT:
-        os.sched_setaffinity(0, ALL_CPUS[:1])
-    else:
-        os.sched_setaffinity(0, ALL_CPUS[1:])
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None and worker != TIMING_WORKER:
+        os.nice(OTHERS_NICE)
 
 
 @pytest.fixture
