@@ -1,8 +1,10 @@
 """Experiments: Chaos Toolkit files with our settings in an ``extensions`` entry named gameday.
 
-Validation checks everything before anything is touched: the file parses, Chaos Toolkit
-accepts it (schema, every provider resolves, arguments bind), our extension is complete, every
-fault's arguments are in range, label selectors are not empty, and it names exactly one cell.
+Validation checks everything before anything is touched, and before anything the file names
+is imported: the file itself (config._files: a regular file, size, depth, finite numbers), its
+shape (config.chaos_shape), the provider policy (config.policy), our extension, every fault's
+arguments (in range, in the method only, non-empty label selectors), exactly one cell; only
+then chaoslib's own check, which imports the providers and binds their arguments.
 """
 
 from __future__ import annotations
