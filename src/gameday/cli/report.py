@@ -9,18 +9,21 @@ from typing import Any
 
 import click
 
-from gameday.cli.output import exit_codes, literal
+from gameday.cli.output import exit_codes, literal, print_json
 from gameday.cli.runs import open_store, store_option
 
 out_option = click.option("--out", type=click.Path(path_type=Path),
                           help="Folder to write into (default reports/<kind>-<id or date>/).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the written files as one JSON object.")
 pdf_option = click.option("--pdf", is_flag=True,
                           help="Also write report.pdf (needs the optional extra: "
                                "pip install 'gameday-runner[pdf]').")
 
 
 def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
-           out: Path | None, default: Callable[[datetime], Path], pdf: bool) -> None:
+           out: Path | None, default: Callable[[datetime], Path], pdf: bool,
+           as_json: bool) -> None:
     from gameday.reporting.render import check_folder, require_pdf, write_report
 
     now = datetime.now(UTC)
@@ -34,6 +37,10 @@ def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | No
         finally:
             store.close()
         files = write_report(context, out or default(now), pdf=pdf)
+    if as_json:
+        print_json({"html": str(files.html), "markdown": str(files.markdown),
+                    "json": str(files.json), "pdf": str(files.pdf) if files.pdf else None})
+        return
     click.echo(literal(files.html))
     for extra in (files.markdown, files.json, files.pdf):
         if extra is not None:
@@ -50,12 +57,14 @@ def report() -> None:
 @store_option
 @out_option
 @pdf_option
-def run_(run_id: str, store_url: str | None, out: Path | None, pdf: bool) -> None:
+@json_option
+def run_(run_id: str, store_url: str | None, out: Path | None, pdf: bool,
+         as_json: bool) -> None:
     """The report of one run: verdict, criteria, timeline, figures, journal, reverts."""
     from gameday.reporting.reports import default_folder, run_report
 
     _write(lambda store, now: run_report(store, run_id, now), store_url, out,
-           lambda now: default_folder("run", run_id), pdf)
+           lambda now: default_folder("run", run_id), pdf, as_json)
 
 
 @report.command()
@@ -63,12 +72,14 @@ def run_(run_id: str, store_url: str | None, out: Path | None, pdf: bool) -> Non
 @store_option
 @out_option
 @pdf_option
-def window(window_id: str, store_url: str | None, out: Path | None, pdf: bool) -> None:
+@json_option
+def window(window_id: str, store_url: str | None, out: Path | None, pdf: bool,
+           as_json: bool) -> None:
     """The report of one chaos window: every run, every skipped cell and why."""
     from gameday.reporting.reports import default_folder, window_report
 
     _write(lambda store, now: window_report(store, window_id, now), store_url, out,
-           lambda now: default_folder("window", window_id), pdf)
+           lambda now: default_folder("window", window_id), pdf, as_json)
 
 
 @report.command()
@@ -78,8 +89,9 @@ def window(window_id: str, store_url: str | None, out: Path | None, pdf: bool) -
 @store_option
 @out_option
 @pdf_option
+@json_option
 def resilience(since: str, cells: tuple[str, ...], store_url: str | None, out: Path | None,
-               pdf: bool) -> None:
+               pdf: bool, as_json: bool) -> None:
     """The resilience report for leadership over a period (default the last 90 days)."""
     from gameday.reporting.reports import default_folder, parse_since, resilience_report
 
@@ -88,4 +100,5 @@ def resilience(since: str, cells: tuple[str, ...], store_url: str | None, out: P
     with exit_codes():
         start = parse_since(since, now)  # bad input: exit 2 before the store is opened
     _write(lambda store, at: resilience_report(store, at, start, None, names or None),
-           store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf)
+           store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf,
+           as_json)

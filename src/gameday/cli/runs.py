@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,10 @@ def reconcile_default_store() -> None:
 @click.option("--cell", help="Check the experiments against this cell too (its provider "
               "policy, its target, and each fault against the live cell).")
 @cells_option
-def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON list: path, valid, kind, cell, error, unchecked.")
+def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path,
+             as_json: bool) -> None:
     """Check experiment files completely, touching nothing. Every file is reported; exit 2
     when any is invalid."""
     from gameday.config.cells import find_cell, load_cells
@@ -100,26 +104,41 @@ def validate(experiments: tuple[Path, ...], cell: str | None, cells_file: Path) 
         cells = load_cells(cells_file) if cell or cells_file.exists() else {}
         if cell is not None:
             find_cell(cells, cell, str(cells_file))
-    invalid = 0
+    results: list[dict[str, Any]] = []
     for path in experiments:
+        result: dict[str, Any] = {"path": str(path), "valid": False, "kind": None,
+                                  "cell": None, "error": None, "unchecked": None}
         try:
             name = cell or (configured_cell(path) if cells else None)
+            result["cell"] = name
             if name is not None and cells:
                 check = check_for_cell(path, find_cell(cells, name, str(cells_file)))
-                experiment, unchecked = check.experiment, check.unchecked
+                experiment, result["unchecked"] = check.experiment, check.unchecked
             else:
-                experiment, unchecked = load_experiment(path), None
+                experiment = load_experiment(path)
+            result.update(valid=True, kind=experiment.settings.kind)
         except InputError as exc:
-            invalid += 1
-            click.echo(literal(f"{path}: invalid"), err=True)
-            click.echo(literal_lines(f"error: {exc.message()}"), err=True)
-            continue
-        note = "" if unchecked is None else \
-            f"; faults not checked against the live cell: {unchecked}"
-        click.echo(literal(f"{path}: valid ({experiment.settings.kind}"
-                           + (f", cell {name}" if name else "") + note + ")"))
+            result["error"] = {"where": exc.where, "expected": exc.expected,
+                               "found": str(exc.found), "fix": exc.fix, "message": exc.message()}
+        results.append(result)
+        if not as_json:
+            _print_validation(result)
+    invalid = sum(1 for r in results if not r["valid"])
+    if as_json:
+        print_json(results)
     if invalid:
         fail(EXIT_INPUT, f"{invalid} of {len(experiments)} experiment files invalid")
+
+
+def _print_validation(result: dict[str, Any]) -> None:
+    if result["error"] is not None:
+        click.echo(literal(f"{result['path']}: invalid"), err=True)
+        click.echo(literal_lines(f"error: {result['error']['message']}"), err=True)
+        return
+    note = "" if result["unchecked"] is None else \
+        f"; faults not checked against the live cell: {result['unchecked']}"
+    click.echo(literal(f"{result['path']}: valid ({result['kind']}"
+                       + (f", cell {result['cell']}" if result["cell"] else "") + note + ")"))
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -165,6 +184,11 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _pct(ratio: Any) -> str:
+    """A ratio as the HTML report shows it: a percentage."""
+    return "-" if ratio is None else f"{100 * float(ratio):.1f} %"
+
+
 def print_summary(record: RunRecord, console: Console) -> None:
     f = record.figures
     colour = "green" if record.verdict == "passed" else "red"
@@ -173,13 +197,17 @@ def print_summary(record: RunRecord, console: Console) -> None:
                                 f" on {literal(record.cell)} ({record.target})"))
     console.print(Text.assemble("verdict: ", (str(record.verdict), colour),
                                 f" - {literal(record.reason)}"))
+    ended = f"{record.ended_utc:%Y-%m-%d %H:%M:%S} UTC" if record.ended_utc else "not yet"
+    console.print(Text(f"started {record.started_utc:%Y-%m-%d %H:%M:%S} UTC, ended {ended}"))
+    if record.window_id:
+        console.print(Text(f"in window {literal(record.window_id)}"))
     table = Table(show_header=True, box=None)
     for col in ("impact", "recovery", "RTO", "RPO rows", "RPO", "peak errors", "p95 before",
                 "p95 during", "samples"):
         table.add_column(col)
     table.add_row(_fmt(f.get("time_to_impact_s"), " s"), _fmt(f.get("recovery_s"), " s"),
                   _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")), _fmt(f.get("rpo_s"), " s"),
-                  _fmt(f.get("peak_error_rate")), _fmt(f.get("p95_ms_baseline"), " ms"),
+                  _pct(f.get("peak_error_rate")), _fmt(f.get("p95_ms_baseline"), " ms"),
                   _fmt(f.get("p95_ms_during"), " ms"), _fmt(f.get("samples")))
     console.print(table)
     if record.criteria:
@@ -241,27 +269,68 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
     sys.exit(EXIT_OK if record.verdict == "passed" else EXIT_FAILED)
 
 
+VERDICTS = ("passed", "failed", "aborted", "not_recovered", "skipped")
+VERDICT_COLOURS = {"passed": "green", "failed": "red", "aborted": "red",
+                   "not_recovered": "red", "skipped": "yellow"}
+
+
+def _one_of(option: str, value: str | None, known: Sequence[str], fix: str) -> None:
+    if value is not None and value not in known:
+        raise InputError(option, "one of " + (", ".join(known) or "(none yet)"), value, fix)
+
+
 @click.command()
 @store_option
 @click.option("--cell", help="Only runs of this cell.")
+@click.option("--kind", help="Only runs of this fault kind.")
+@click.option("--verdict", help="Only runs with this verdict.")
+@click.option("--since", help="Only runs started since: a span (90d, 12w, 36h) or an ISO date.")
+@click.option("--window", "window_id", help="Only runs of this chaos window.")
+@cells_option
 @click.option("--limit", type=whole(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def runs(store_url: str | None, cell: str | None, limit: int, as_json: bool) -> None:
-    """List stored runs, newest first."""
+def runs(store_url: str | None, cell: str | None, kind: str | None, verdict: str | None,
+         since: str | None, window_id: str | None, cells_file: Path, limit: int,
+         as_json: bool) -> None:
+    """List stored runs, newest first. An unknown cell, kind or verdict is exit 2."""
+    from datetime import UTC, datetime
+
+    from gameday.model.faults import FAULT_KINDS
+    from gameday.reporting.reports import parse_since
+
     with exit_codes():
+        _one_of("--kind", kind, FAULT_KINDS, "pass a fault kind gameday runs")
+        _one_of("--verdict", verdict, VERDICTS, "pass a verdict a run can have")
+        start = None if since is None else parse_since(since, datetime.now(UTC))
         store = open_store(store_url, create=False)
-        records = store.list_runs(cell=cell, limit=limit)
-        store.close()
+        try:
+            if cell is not None:
+                known = set(store.run_cells())
+                if cells_file.exists():
+                    from gameday.config.cells import load_cells
+
+                    known |= set(load_cells(cells_file))
+                _one_of("--cell", cell, sorted(known),
+                        "pass a cell with runs in this store or in the cells file")
+            records = store.list_runs(cell=cell, kind=kind, verdict=verdict, since=start,
+                                      window_id=window_id, limit=limit, with_journal=False)
+        finally:
+            store.close()
     if as_json:
         print_json([run_json(r) for r in records])
         return
+    # Ids stay whole whatever the width: the other columns give way.
     table = Table(box=None)
-    for col in ("run id", "started (UTC)", "cell", "kind", "verdict", "recovery", "reason"):
-        table.add_column(col)
+    table.add_column("run id", no_wrap=True,
+                     min_width=max((len(r.run_id) for r in records), default=6))
+    for col in ("started (UTC)", "cell", "kind", "verdict", "recovery"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
     for r in records:
+        outcome = r.verdict or r.status
         table.add_row(r.run_id, f"{r.started_utc:%Y-%m-%d %H:%M:%S}", Text(literal(r.cell)),
-                      r.kind, r.verdict or r.status, _fmt(r.figures.get("recovery_s"), " s"),
-                      Text(literal((r.reason or "")[:60])))
+                      r.kind, Text(outcome, style=VERDICT_COLOURS.get(outcome, "")),
+                      _fmt(r.figures.get("recovery_s"), " s"), Text(literal(r.reason or "")))
     Console().print(table)
 
 

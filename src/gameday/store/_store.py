@@ -176,6 +176,7 @@ class Store:
     def list_runs(self, *, cell: str | None = None, limit: int | None = 100,
                   since: datetime | None = None, until: datetime | None = None,
                   cells: Sequence[str] | None = None, window_id: str | None = None,
+                  kind: str | None = None, verdict: str | None = None,
                   with_journal: bool = True) -> list[RunRecord]:
         """Runs newest (by started_utc) first: of one cell, of some ``cells``, of one window,
         started in [since, until); at most ``limit`` (None: all). Without ``with_journal`` the
@@ -193,6 +194,10 @@ class Store:
             query = query.where(runs.c.cell.in_(list(cells)))
         if window_id is not None:
             query = query.where(runs.c.window_id == window_id)
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        if verdict is not None:
+            query = query.where(runs.c.verdict == verdict)
         if since is not None:
             query = query.where(runs.c.started_utc >= since)
         if until is not None:
@@ -200,6 +205,13 @@ class Store:
         with self._read("list runs") as conn:
             rows = conn.execute(query).mappings().all()
         return [_run_from(row) for row in rows]
+
+    def run_cells(self) -> list[str]:
+        """Every cell that has a stored run, by name."""
+        runs = schema.runs
+        with self._read("list the cells of the runs") as conn:
+            rows = conn.execute(select(runs.c.cell).distinct().order_by(runs.c.cell)).all()
+        return [str(r[0]) for r in rows]
 
     # ------------------------------------------------------------------ windows
 
