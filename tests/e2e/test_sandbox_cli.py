@@ -191,8 +191,12 @@ def test_cpu_burners_pinned_loaded_and_exit_at_deadline_after_parent_sigkill(san
     cell = box.cell()
     fault = box.fault("cell-1", "cpu", "--workers", "1", "--load", "50", "--duration", "4")
     pid = fault["targets"][0]["pid"]
-    allowed = Path(f"/proc/{pid}/status").read_text().split("Cpus_allowed_list:")[1].split()[0]
-    assert allowed == ",".join(map(str, cell["cpus"]))
+
+    def allowed() -> str:
+        return Path(f"/proc/{pid}/status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+
+    # The burner pins itself right after it starts (after installing its signal handlers).
+    wait_for(lambda: allowed() == ",".join(map(str, cell["cpus"])), 5.0, "the burner pinned")
 
     def cpu_ticks() -> int:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
