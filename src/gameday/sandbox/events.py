@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import InputError
-from gameday.sandbox.state import decode_json, open_private
+from gameday.sandbox.state import decode_json, open_ours
 
 EVENT_NAMES = frozenset(
     {
@@ -76,9 +76,9 @@ def read_events(path: Path, cell: str | None = None) -> list[dict[str, Any]]:
 
 
 def iter_events(path: Path, cell: str | None = None) -> Iterator[dict[str, Any]]:
-    """The events of ``path`` (a regular file of ours, see ``open_private``), oldest first."""
+    """The events of ``path`` (a regular file of ours, see ``open_ours``), oldest first."""
     try:
-        fd = open_private(path)
+        fd = open_ours(path)
     except FileNotFoundError:
         return
     with os.fdopen(fd, encoding="utf-8", errors="replace") as fh:

@@ -99,7 +99,7 @@ def _is_ours(st: os.stat_result, where: str, kind: str) -> None:
                          "--state-dir")
 
 
-def open_private(path: Path, where: str | None = None) -> int:
+def open_ours(path: Path, where: str | None = None) -> int:
     """A read-only descriptor of ``path``: a regular file of ours, its last step no symlink.
 
     FileNotFoundError is left to the caller (a file that is not there yet is no attack).
@@ -124,7 +124,7 @@ def open_private(path: Path, where: str | None = None) -> int:
 
 
 def read_private(path: Path, where: str | None = None, limit: int = MAX_STATE_BYTES) -> bytes:
-    fd = open_private(path, where)
+    fd = open_ours(path, where)
     with os.fdopen(fd, "rb") as fh:
         raw = fh.read(limit + 1)
     if len(raw) > limit:
@@ -133,13 +133,13 @@ def read_private(path: Path, where: str | None = None, limit: int = MAX_STATE_BY
 
 
 def read_json(path: Path, where: str | None = None) -> Any:
-    """A JSON file of ours (see ``open_private``), strictly decoded."""
+    """A JSON file of ours (see ``open_ours``), strictly decoded."""
     return decode_json(read_private(path, where), where or str(path))
 
 
 def tail_lines(path: Path, lines: int = 20, window: int = 64 << 10) -> list[str]:
     """The last ``lines`` lines of a log of ours (reading at most ``window`` bytes)."""
-    fd = open_private(path)
+    fd = open_ours(path)
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fd).st_size
         fh.seek(max(0, size - window))
