@@ -577,9 +577,9 @@ def measure_resilience(url: str, since: str, repeat: int, work: Path) -> list[Me
 def _phases(args: dict[str, Any]) -> dict[str, Any]:
     """Open / read / build / render+write of the resilience report, timed, then traced."""
     from gameday.cli.runs import open_store
-    from gameday.reporting.context import build_resilience_report
     from gameday.reporting.render import render_html, render_json, render_markdown, write_report
     from gameday.reporting.reports import parse_since
+    from gameday.reporting.resilience_context import build_resilience_report
 
     def once(folder: Path, mark: Callable[[str], None]) -> dict[str, Any]:
         now = datetime.now(UTC)

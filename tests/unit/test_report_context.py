@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from gameday.model import CellObjectives, RunRecord
-from gameday.reporting.context import build_resilience_report
+from gameday.reporting.resilience_context import build_resilience_report
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TIER1 = CellObjectives(1, ("acme",), 99.95, 250.0, 900.0, 60.0)

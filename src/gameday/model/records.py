@@ -26,6 +26,7 @@ class Sample:
     error: str | None = None
     write_seq: int | None = None  # the write ledger's sequence number, when the probe wrote
     payment_id: int | None = None
+    timed_out: bool = False  # the probe's own client timeout, not an error the cell returned
 
 
 @dataclass(frozen=True)

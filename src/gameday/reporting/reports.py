@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import InputError
-from gameday.reporting.context import build_resilience_report, build_run_report, build_window_report
+from gameday.reporting.context import build_run_report
+from gameday.reporting.resilience_context import build_resilience_report
+from gameday.reporting.window_context import build_window_report
 from gameday.store import Store
 
 DEFAULT_REPORTS_DIR = Path("reports")

@@ -18,6 +18,9 @@ class Probe:
     error: str | None = None
     write_seq: int | None = None
     payment_id: int | None = None
+    # The probe gave up at its own client timeout: the cell may merely be slow, so the sample
+    # breaches on latency but is not counted as an error the cell returned.
+    timed_out: bool = False
 
 
 class Target(Protocol):
