@@ -20,9 +20,6 @@ from gameday.model import RunRecord
 from gameday.reporting.render import write_report
 from gameday.reporting.reports import default_folder, resilience_report
 from gameday.sandbox import manager
-from gameday.sandbox.events import read_events
-from gameday.sandbox.ground_truth import service_restored_s
-from gameday.sandbox.state import SandboxLayout
 from gameday.scheduler.notify import Notifier
 from gameday.scheduler.plan import PlannedWindow
 from gameday.scheduler.window import WindowRunner
@@ -38,7 +35,6 @@ WINDOW = timedelta(minutes=4)
 class DemoRun:
     week: int
     record: RunRecord
-    ground_truth_s: float | None  # when the sandbox says the cause of impact was gone
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,6 @@ def run_demo(state_dir: Path, experiments: Path, store_url: str | None,
              stop: threading.Event, reports_dir: Path | None = None) -> DemoResult:
     manager.sandbox_up(state_dir, cells=len(CELLS), replicas=3, progress=say)
     url = resolve_store_url(store_url)
-    layout = SandboxLayout(state_dir.resolve())
     runs: list[DemoRun] = []
     window_ids: list[str] = []
     reports: list[Path] = []
@@ -110,13 +105,9 @@ def run_demo(state_dir: Path, experiments: Path, store_url: str | None,
             window_ids.append(planned.window_id)
             if outcome.report is not None:
                 reports.append(outcome.report)
-            with Store.open(url) as store:
-                for record in outcome.runs:
-                    faults = store.ledger_for_run(record.run_id)
-                    truth = service_restored_s(read_events(layout.events_file, record.cell),
-                                               faults[0].fault_id) if faults else None
-                    runs.append(DemoRun(week, record, truth))
-                    say(f"{record.kind} on {record.cell}: {record.verdict} ({record.reason})")
+            for record in outcome.runs:
+                runs.append(DemoRun(week, record))
+                say(f"{record.kind} on {record.cell}: {record.verdict} ({record.reason})")
     finally:
         manager.sandbox_down(state_dir)
     reports.append(render_resilience(url, reports_dir))

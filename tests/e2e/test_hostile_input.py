@@ -286,7 +286,8 @@ def experiment_cases() -> list[Case]:
                       "cell k8s-1: target",
                       {"experiment.yaml": (EXPERIMENTS / "pod-kill.yaml").read_text(),
                        "k8s-cells.yaml": yaml.safe_dump({"schema_version": 1, "cells": [{
-                           "name": "k8s-1", "target": "kubernetes", "kubernetes": {
+                           "name": "k8s-1", "target": "kubernetes", "environment": "staging",
+                           "kubernetes": {
                                "namespace": "payments", "label_selector": "app=payments"}}]})}))
     cases.append(Case("validate-unknown-cell", ("validate", "experiment.yaml", "--cell", "nope"),
                       "--cell", {"experiment.yaml": (EXPERIMENTS / "pod-kill.yaml").read_text()}))

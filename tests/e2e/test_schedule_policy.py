@@ -41,7 +41,7 @@ def write(tmp_path: Path, box_dir: Path, allow: dict[str, Any] | None) -> Path:
     (tmp_path / "cells.yaml").write_text(yaml.safe_dump({"schema_version": 1, "cells": [
         {"name": "cell-1", "target": "local",
          "local": {"state_dir": str(box_dir), "sandbox_cell": "cell-1"}},
-        {"name": "k8s-1", "target": "kubernetes",
+        {"name": "k8s-1", "target": "kubernetes", "environment": "staging",
          "kubernetes": {"namespace": "payments", "label_selector": "app=payments"}}]}))
     schedule: dict[str, Any] = {
         "schema_version": 1, "name": "policy", "timezone": "UTC",

@@ -6,16 +6,18 @@ import pytest
 
 from gameday.analytics.criteria import Criterion, evaluate, verdict
 from gameday.analytics.recovery import (
+    cell_error,
     downtime_s,
+    first_breach,
     halt_reached,
     latency_tolerance_ms,
     peak_error_rate,
     percentile,
-    recovery_time,
+    recovery,
     rpo,
     rto,
     run_figures,
-    time_to_impact,
+    span_error_rate,
 )
 from gameday.model import Sample
 
@@ -38,36 +40,101 @@ def test_percentile_interpolates():
     assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
 
 
-def test_no_breach_means_recovery_zero():
-    samples = timeline("." * 50)
-    assert time_to_impact(samples, 1.0, 100) is None
-    assert recovery_time(samples, 1.0, 100, stability_s=1.0) == 0.0
+def rec(samples, t_inject=1.0, cause_end=None, stability=1.0, timeout=60.0, started=None):
+    return recovery(samples, t_inject=t_inject, t_cause_end=t_inject if cause_end is None
+                    else cause_end, tolerance_ms=100, stability_s=stability, timeout_s=timeout,
+                    t_started=started)
 
 
-def test_impact_and_recovery_from_first_stable_sample():
+def test_no_impact_is_a_result_of_its_own_never_a_recovery_of_zero():
+    r = rec(timeline("." * 50))
+    assert r.impact == "none" and r.recovered
+    assert r.recovery_s is None and r.impact_s is None and r.time_to_impact_s is None
+    assert first_breach(timeline("." * 50), 1.0, 100) is None
+
+
+def test_instantaneous_fault_recovery_from_injection():
     # inject at 1.0 s; failures at 1.2..1.4 s; stable from 1.5 s on
-    samples = timeline("." * 12 + "xxx" + "." * 30)
-    assert time_to_impact(samples, 1.0, 100) == pytest.approx(0.2)
-    assert recovery_time(samples, 1.0, 100, stability_s=1.0) == pytest.approx(0.5)
+    r = rec(timeline("." * 12 + "xxx" + "." * 30))
+    assert r.impact == "seen" and not r.adapted
+    assert r.time_to_impact_s == pytest.approx(0.2)
+    assert r.impact_s == pytest.approx(0.3)  # 1.2 -> 1.5
+    assert r.recovery_s == pytest.approx(0.5)  # cause end = injection (1.0) -> 1.5
+
+
+def test_sustained_fault_recovery_is_from_its_end_not_from_injection():
+    # a 3 s latency fault from 1.0 s: slow 1.0..4.0, removed at 4.0, stable from 4.3 s
+    samples = timeline("." * 10 + "s" * 33 + "." * 30)
+    r = rec(samples, cause_end=4.0)
+    assert r.impact_s == pytest.approx(3.3)  # users were affected for about the fault's length
+    assert r.recovery_s == pytest.approx(0.3)  # but the cell came back 0.3 s after removal
+    assert not r.adapted
+    # a longer fault leaves the recovery time alone
+    longer = rec(timeline("." * 10 + "s" * 63 + "." * 30), cause_end=7.0)
+    assert longer.recovery_s == pytest.approx(0.3) and longer.impact_s == pytest.approx(6.3)
+
+
+def test_a_cell_that_adapts_while_the_fault_is_on():
+    # a 5 s fault from 1.0 s; the cell breaches 1.0..1.5 then copes (retries, scaling)
+    samples = timeline("." * 10 + "s" * 5 + "." * 60)
+    r = rec(samples, cause_end=6.0)
+    assert r.adapted and r.impact == "seen"
+    assert r.recovery_s == pytest.approx(0.5)  # first breach 1.0 -> stable from 1.5
+    assert r.impact_s == pytest.approx(0.5)
 
 
 def test_not_recovered_when_the_stability_window_is_never_whole():
-    samples = timeline("." * 10 + "x.x.x.x.x.x.x.x.x")
-    assert recovery_time(samples, 1.0, 100, stability_s=1.0) is None
+    r = rec(timeline("." * 10 + "x.x.x.x.x.x.x.x.x"))
+    assert r.impact == "seen" and not r.recovered and r.recovery_s is None
+    assert r.time_to_impact_s == pytest.approx(0.0)
+
+
+def test_recovery_later_than_the_timeout_is_no_recovery():
+    samples = timeline("." * 10 + "x" * 30 + "." * 20)  # back at 4.0 s: 3 s after the kill
+    assert rec(samples, timeout=5.0).recovery_s == pytest.approx(3.0)
+    late = rec(samples, timeout=2.0)
+    assert not late.recovered and late.recovery_s is None
 
 
 def test_samples_during_the_action_count_as_under_fault():
     # the kill lands at 0.9 s, the call that made it returns at 1.0 s
     samples = timeline("." * 9 + "x" + "." * 30)
-    assert time_to_impact(samples, 1.0, 100) is None
-    assert time_to_impact(samples, 1.0, 100, t_started=0.9) == 0.0
-    assert recovery_time(samples, 1.0, 100, 1.0, t_started=0.9) == 0.0  # recovered at 1.0
+    assert rec(samples).impact == "none"
+    r = rec(samples, started=0.9)
+    assert r.impact == "seen" and r.time_to_impact_s == 0.0
+    assert r.recovery_s == pytest.approx(0.0)  # stable from 1.0, the injection itself
 
 
 def test_slow_samples_breach():
-    samples = timeline("." * 10 + "sss" + "." * 20)
-    assert time_to_impact(samples, 1.0, 100) == pytest.approx(0.0)
-    assert recovery_time(samples, 1.0, 100, 1.0) == pytest.approx(0.3)
+    r = rec(timeline("." * 10 + "sss" + "." * 20))
+    assert r.time_to_impact_s == pytest.approx(0.0)
+    assert r.recovery_s == pytest.approx(0.3)
+
+
+def test_error_rate_is_time_weighted_over_a_fixed_span():
+    # 1 s of 50 Hz burst with 5 failures (0.1 s) after injection at 1.0, then 10 Hz
+    base = [Sample(t=i / 10, utc=T0, ok=True, status=201, latency_ms=10) for i in range(10)]
+    burst = [Sample(t=1.0 + i / 50, utc=T0, ok=not 5 <= i < 10, status=201, latency_ms=10)
+             for i in range(50)]
+    tail = [Sample(t=2.0 + i / 10, utc=T0, ok=True, status=201, latency_ms=10) for i in range(90)]
+    samples = base + burst + tail
+    # 0.1 s of errors in a 10 s span: 1 %, however many probes the burst sent
+    assert span_error_rate(samples, 1.0, 11.0, 0.1) == pytest.approx(0.01, abs=0.001)
+    # the span is fixed: more stable samples after it do not dilute it
+    more = samples + [Sample(t=11.0 + i / 10, utc=T0, ok=True, status=201, latency_ms=10)
+                      for i in range(1, 100)]
+    assert span_error_rate(more, 1.0, 11.0, 0.1) == span_error_rate(samples, 1.0, 11.0, 0.1)
+    assert span_error_rate([], 0, 1, 0.1) is None
+
+
+def test_the_probes_own_timeouts_are_not_errors_of_the_cell():
+    samples = timeline("." * 20)
+    slow = [Sample(t=2.0 + i / 10, utc=T0, ok=False, status=0, latency_ms=2000,
+                   error="TimeoutError", timed_out=True) for i in range(5)]
+    assert span_error_rate(samples + slow, 0.0, 3.0, 0.1) == 0.0
+    # ... though they breach (as slow answers) and cost downtime as failed probes do
+    assert rec(samples + slow, t_inject=1.5).impact == "seen"
+    assert cell_error(Sample(t=0, utc=T0, ok=False, status=503, latency_ms=1))
 
 
 def test_latency_tolerance():
@@ -99,32 +166,55 @@ def test_rpo_counts_missing_and_measures_the_gap():
     assert rows == 2 and seconds == pytest.approx(1.5 - 1.11)
 
 
+def figures(samples, **kw):
+    args = {"t_inject": 3.0, "t_cause_end": 3.0, "stability_s": 2.0, "timeout_s": 60.0,
+            "factor": None, "floor_ms": 0, "max_ms": 250, "window_s": 1.0, "error_span_s": 6.0,
+            "period_s": 0.1}
+    return run_figures(samples, **{**args, **kw})
+
+
 def test_run_figures_for_a_failover():
     samples = timeline("." * 30 + "xxx" + "." * 60)
-    f = run_figures(samples, t_inject=3.0, t_fault_end=3.0, stability_s=2.0, factor=None,
-                    floor_ms=0, max_ms=250, window_s=1.0, period_s=0.1, failover=True,
-                    missing_writes=set())
-    assert f.time_to_impact_s == pytest.approx(0.0)
-    assert f.recovery_s == pytest.approx(0.3)
+    f = figures(samples, failover=True, missing_writes=set())
+    assert f.impact == "seen" and f.time_to_impact_s == pytest.approx(0.0)
+    assert f.recovery_s == pytest.approx(0.3) and f.impact_s == pytest.approx(0.3)
     assert f.rto_s == pytest.approx(0.31)
     assert (f.rpo_rows, f.rpo_s) == (0, 0.0)
     assert f.p95_ms_baseline == 10.0
-    # [3.0, recovered 3.3 + stability 2.0] holds 24 samples, 3 of them failed
-    assert f.error_rate_during_recovery == pytest.approx(3 / 24)
+    # 0.3 s of errors over the fixed 6 s span from injection (time-weighted)
+    assert f.error_rate == pytest.approx(0.3 / 6.0, rel=0.05)
+    # the same failover with a shorter stability window: the same error rate
+    assert figures(samples, stability_s=0.5).error_rate == f.error_rate
     # 3 failed probes at 10 Hz: 0.3 s of the availability budget
     assert f.downtime_s == pytest.approx(0.3)
+    assert f.figures_version == 2
+
+
+def test_run_figures_with_no_impact():
+    f = figures(timeline("." * 90))
+    assert f.impact == "none" and f.recovered and f.recovery_s is None
+    assert f.error_rate == 0.0 and f.downtime_s == 0.0
+
+
+def test_run_figures_of_a_sustained_fault():
+    samples = timeline("." * 30 + "s" * 40 + "." * 40)  # 4 s of latency from 3.0 s
+    f = figures(samples, t_cause_end=7.0, factor=2.0, floor_ms=50, max_ms=None)
+    assert f.impact == "seen" and f.recovery_s == pytest.approx(0.0) and not f.adapted
+    assert f.impact_s == pytest.approx(4.0)
+    assert f.t_cause_end == 7.0
 
 
 def test_run_without_injection_has_no_figures():
-    f = run_figures(timeline("." * 10), t_inject=None, t_fault_end=None, stability_s=1,
-                    factor=2, floor_ms=50, max_ms=None, window_s=1, period_s=0.1)
-    assert f.recovery_s is None and not f.recovered and f.samples == 10
+    f = figures(timeline("." * 10), t_inject=None, t_cause_end=None, factor=2, floor_ms=50,
+                max_ms=None)
+    assert f.recovery_s is None and not f.recovered and f.samples == 10 and f.impact is None
 
 
 def test_downtime_counts_failed_probes_from_the_start_only():
     samples = timeline("xx" + "." * 8 + "xxxx" + "." * 6)
     assert downtime_s(samples, start=1.0, period_s=0.1) == pytest.approx(0.4)
-    assert downtime_s(samples, start=0.0, period_s=0.5) == pytest.approx(3.0)
+    # each probe stands for the time to its neighbours, not for a longer nominal period
+    assert downtime_s(samples, start=0.0, period_s=0.5) == pytest.approx(0.6)
     assert downtime_s([], start=0.0, period_s=0.1) == 0.0
 
 
@@ -149,4 +239,17 @@ def test_criteria_and_verdict():
     assert verdict(results, recovered=True, halted="halt: x", injected=True) == (
         "aborted", "halt: x")
     missing = evaluate([Criterion("rto_s", "rto", max=30)], {"rto_s": None})
-    assert not missing[0].ok and missing[0].actual == "none"
+    assert not missing[0].ok and missing[0].actual == "not measured"
+
+
+def test_a_recovery_criterion_is_met_with_no_impact_seen():
+    crit = [Criterion("recovery_s", "full recovery within 1 minute", max=60),
+            Criterion("restore_s", "restarted within 30 s", max=30),
+            Criterion("error_rate_during_recovery", "errors < 1 %", max=0.01)]
+    results = evaluate(crit, {"impact": "none", "recovery_s": None, "restore_s": 0.9,
+                              "error_rate": 0.0})
+    assert [(r.ok, r.actual) for r in results] == [
+        (True, "no impact seen"), (True, "0.9"), (True, "0")]
+    # with impact seen, a missing recovery time is not met
+    seen = evaluate(crit[:1], {"impact": "seen", "recovery_s": None})
+    assert not seen[0].ok and seen[0].actual == "not measured"

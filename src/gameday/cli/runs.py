@@ -145,13 +145,16 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     f = record.figures
     return {
         "run_id": record.run_id, "experiment": record.experiment, "kind": record.kind,
-        "cell": record.cell, "target": record.target,
+        "cell": record.cell, "target": record.target, "environment": record.environment,
         "started_at": record.started_utc.isoformat(),
         "ended_at": record.ended_utc.isoformat() if record.ended_utc else None,
         "status": record.status, "verdict": record.verdict, "reason": record.reason,
-        **{k: f.get(k) for k in ("time_to_impact_s", "recovery_s", "rto_s", "rpo_rows", "rpo_s",
-                                 "peak_error_rate", "error_rate_during_recovery",
-                                 "p95_ms_baseline", "p95_ms_during", "samples")},
+        **{k: f.get(k) for k in ("impact", "time_to_impact_s", "impact_s", "recovery_s",
+                                 "adapted", "restore_s", "failover_s", "scale_out_s",
+                                 "replica_crashes", "rto_s", "rpo_rows", "rpo_s",
+                                 "error_rate", "error_span_s", "peak_error_rate",
+                                 "error_rate_during_recovery", "p95_ms_baseline",
+                                 "p95_ms_during", "samples", "detection_floor_ms")},
         "criteria": [asdict(c) for c in record.criteria],
     }
 
@@ -189,27 +192,66 @@ def _pct(ratio: Any) -> str:
     return "-" if ratio is None else f"{100 * float(ratio):.1f} %"
 
 
+def _seconds_or_none(figures: dict[str, Any], key: str) -> str:
+    if figures.get("impact") == "none":
+        return "no impact seen"
+    return _fmt(figures.get(key), " s") + (" (adapted)" if figures.get("adapted") else "")
+
+
+def impact_words(f: dict[str, Any]) -> str:
+    """What the probes saw, in words, with the rate that bounds what they could miss."""
+    floor = f.get("detection_floor_ms")
+    unseen = f" (an impact shorter than {floor:.0f} ms could go unseen)" \
+        if isinstance(floor, (int, float)) else ""
+    impact = f.get("impact")
+    if impact == "none":
+        return f"impact: none seen by the probes{unseen}"
+    if impact == "seen":
+        when = _fmt(f.get("time_to_impact_s"), " s")
+        if f.get("impact_s") is None:
+            return f"impact: seen {when} after injection; the cell did not recover"
+        return f"impact: seen {when} after injection, users affected for " \
+               f"{_fmt(f.get('impact_s'), ' s')}{unseen}"
+    return "impact: no fault was injected"
+
+
 def print_summary(record: RunRecord, console: Console) -> None:
     f = record.figures
     colour = "green" if record.verdict == "passed" else "red"
     # Titles and reasons come from files and targets: Text, never markup.
     console.print(Text.assemble((literal(record.experiment), "bold"),
-                                f" on {literal(record.cell)} ({record.target})"))
+                                f" on {literal(record.cell)} ({record.target} target, "
+                                f"evidence: {record.environment})"))
     console.print(Text.assemble("verdict: ", (str(record.verdict), colour),
                                 f" - {literal(record.reason)}"))
     ended = f"{record.ended_utc:%Y-%m-%d %H:%M:%S} UTC" if record.ended_utc else "not yet"
     console.print(Text(f"started {record.started_utc:%Y-%m-%d %H:%M:%S} UTC, ended {ended}"))
     if record.window_id:
         console.print(Text(f"in window {literal(record.window_id)}"))
-    table = Table(show_header=True, box=None)
-    for col in ("impact", "recovery", "RTO", "RPO rows", "RPO", "peak errors", "p95 before",
-                "p95 during", "samples"):
-        table.add_column(col)
-    table.add_row(_fmt(f.get("time_to_impact_s"), " s"), _fmt(f.get("recovery_s"), " s"),
-                  _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")), _fmt(f.get("rpo_s"), " s"),
-                  _pct(f.get("peak_error_rate")), _fmt(f.get("p95_ms_baseline"), " ms"),
-                  _fmt(f.get("p95_ms_during"), " ms"), _fmt(f.get("samples")))
-    console.print(table)
+    if record.verdict != "skipped":
+        console.print(Text(impact_words(f)))
+        table = Table(show_header=True, box=None)
+        columns = [("recovery", _seconds_or_none(f, "recovery_s")),
+                   ("full redundancy", _fmt(f.get("restore_s"), " s")),
+                   ("errors", _pct(f.get("error_rate"))
+                    + (f" over {f['error_span_s']:g} s" if f.get("error_span_s") else "")),
+                   ("peak errors", _pct(f.get("peak_error_rate"))),
+                   ("p95 before", _fmt(f.get("p95_ms_baseline"), " ms")),
+                   ("p95 during", _fmt(f.get("p95_ms_during"), " ms")),
+                   ("samples", _fmt(f.get("samples")))]
+        if record.kind == "db-failover":
+            columns[2:2] = [("failover", _fmt(f.get("failover_s"), " s")),
+                            ("RTO", _fmt(f.get("rto_s"), " s")),
+                            ("RPO rows", _fmt(f.get("rpo_rows"))), ("RPO", _fmt(f.get("rpo_s"), " s"))]
+        if record.kind == "cpu-stress":
+            columns[2:2] = [("scale-out", _fmt(f.get("scale_out_s"), " s")),
+                            ("replica crashes", _fmt(f.get("replica_crashes")))]
+        # One figure a line: readable at 80 columns whatever the kind.
+        table.add_column("figure", no_wrap=True)
+        table.add_column("value")
+        for name, value in columns:
+            table.add_row(name, value)
+        console.print(table)
     if record.criteria:
         crit = Table(show_header=True, box=None)
         for col in ("criterion", "expected", "actual", "ok"):
@@ -235,10 +277,13 @@ def print_summary(record: RunRecord, console: Console) -> None:
               help="Override the stability window (s, above 0, at most 600).")
 @click.option("--recovery-timeout", "recovery_timeout_s", type=finite(0, 3600, low_open=True),
               help="Override the recovery timeout (s, above 0, at most 3600).")
+@click.option("--error-span", "error_span_s", type=finite(1, 600),
+              help="Override the span (s, from injection) of the error rate (1 to 600).")
 @click.option("--window", "window_id", help="Record the run in this open chaos window.")
 def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | None,
         as_json: bool, window_id: str | None, probe_hz: float | None, baseline_s: float | None,
-        stability_window_s: float | None, recovery_timeout_s: float | None) -> None:
+        stability_window_s: float | None, recovery_timeout_s: float | None,
+        error_span_s: float | None) -> None:
     """Run EXPERIMENT against one cell and measure its recovery.
 
     Exit 0 passed; 1 failed, aborted, not recovered or skipped; 2 invalid input; 3 internal.
@@ -248,7 +293,8 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
     request = RunRequest(experiment=experiment, cell=cell, cells_file=cells_file,
                          store_url=store_url, probe_hz=probe_hz, baseline_s=baseline_s,
                          stability_window_s=stability_window_s,
-                         recovery_timeout_s=recovery_timeout_s, window_id=window_id)
+                         recovery_timeout_s=recovery_timeout_s, error_span_s=error_span_s,
+                         window_id=window_id)
     stop = threading.Event()
     # Ctrl-C or SIGTERM: the run halts, reverts within a second, and is still recorded.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -286,21 +332,27 @@ def _one_of(option: str, value: str | None, known: Sequence[str], fix: str) -> N
 @click.option("--verdict", help="Only runs with this verdict.")
 @click.option("--since", help="Only runs started since: a span (90d, 12w, 36h) or an ISO date.")
 @click.option("--window", "window_id", help="Only runs of this chaos window.")
+@click.option("--environment", help="Only runs whose evidence came from this environment "
+                                    "(sandbox, staging, production).")
 @cells_option
 @click.option("--limit", type=whole(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def runs(store_url: str | None, cell: str | None, kind: str | None, verdict: str | None,
-         since: str | None, window_id: str | None, cells_file: Path, limit: int,
-         as_json: bool) -> None:
-    """List stored runs, newest first. An unknown cell, kind or verdict is exit 2."""
+         since: str | None, window_id: str | None, environment: str | None, cells_file: Path,
+         limit: int, as_json: bool) -> None:
+    """List stored runs, newest first. An unknown cell, kind, verdict or environment is
+    exit 2."""
     from datetime import UTC, datetime
 
     from gameday.model.faults import FAULT_KINDS
+    from gameday.model.figures import ENVIRONMENTS
     from gameday.reporting.reports import parse_since
 
     with exit_codes():
         _one_of("--kind", kind, FAULT_KINDS, "pass a fault kind gameday runs")
         _one_of("--verdict", verdict, VERDICTS, "pass a verdict a run can have")
+        _one_of("--environment", environment, [*ENVIRONMENTS, "unknown"],
+                "pass the environment the runs' evidence came from")
         start = None if since is None else parse_since(since, datetime.now(UTC))
         store = open_store(store_url, create=False)
         try:
@@ -313,7 +365,8 @@ def runs(store_url: str | None, cell: str | None, kind: str | None, verdict: str
                 _one_of("--cell", cell, sorted(known),
                         "pass a cell with runs in this store or in the cells file")
             records = store.list_runs(cell=cell, kind=kind, verdict=verdict, since=start,
-                                      window_id=window_id, limit=limit, with_journal=False)
+                                      window_id=window_id, environment=environment,
+                                      limit=limit, with_journal=False)
         finally:
             store.close()
     if as_json:
@@ -323,14 +376,17 @@ def runs(store_url: str | None, cell: str | None, kind: str | None, verdict: str
     table = Table(box=None)
     table.add_column("run id", no_wrap=True,
                      min_width=max((len(r.run_id) for r in records), default=6))
-    for col in ("started (UTC)", "cell", "kind", "verdict", "recovery"):
+    for col in ("started (UTC)", "cell", "env", "kind", "verdict", "recovery"):
         table.add_column(col, no_wrap=True, overflow="ellipsis")
     table.add_column("reason", no_wrap=True, overflow="ellipsis", ratio=1)
     for r in records:
         outcome = r.verdict or r.status
+        recovery = "-" if r.verdict == "skipped" or r.figures.get("impact") is None else \
+            _seconds_or_none(r.figures, "recovery_s")
         table.add_row(r.run_id, f"{r.started_utc:%Y-%m-%d %H:%M:%S}", Text(literal(r.cell)),
-                      r.kind, Text(outcome, style=VERDICT_COLOURS.get(outcome, "")),
-                      _fmt(r.figures.get("recovery_s"), " s"), Text(literal(r.reason or "")))
+                      r.environment, r.kind,
+                      Text(outcome, style=VERDICT_COLOURS.get(outcome, "")), recovery,
+                      Text(literal(r.reason or "")))
     Console().print(table)
 
 

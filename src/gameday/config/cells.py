@@ -4,6 +4,7 @@
     cells:
       - name: cell-1
         target: local                      # local | kubernetes
+        environment: sandbox               # sandbox | staging | production (local: sandbox)
         tier: 1                            # 1 = most critical (RPO 1 min by default)
         tenants: [acme-bank]
         local: {state_dir: .gameday/sandbox, sandbox_cell: cell-1}
@@ -27,6 +28,7 @@ from gameday.config._errors import StrictModel, read_model
 from gameday.config.policy import DEFAULT_POLICY, AllowModel, ProviderPolicy
 from gameday.errors import InputError
 from gameday.model import CellObjectives
+from gameday.model.figures import ENVIRONMENTS, Environment
 
 CELLS_SCHEMA_VERSION = 1
 FIX = "correct the cell in the cells file (see schedules/cells.yaml for the format)"
@@ -74,6 +76,9 @@ class CellModel(_Strict):
     # A DNS label, like a Kubernetes namespace: it names directories, schemas and reports.
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
     target: Literal["local", "kubernetes"]
+    # Where a run's evidence comes from; a local cell is always a sandbox. No default for other
+    # targets: calling a cluster "production" (or not) is the cell owner's statement to make.
+    environment: Environment | None = None
     tier: int = Field(default=2, ge=1, le=3)
     tenants: list[str] = Field(default_factory=list, max_length=1000)
     local: LocalTargetModel | None = None
@@ -120,6 +125,7 @@ class Cell:
     k8s_url: str | None
     secrets: tuple[tuple[str, str], ...]
     allow: ProviderPolicy = DEFAULT_POLICY
+    environment: Environment = "sandbox"
 
     @property
     def secret_values(self) -> list[str]:
@@ -147,6 +153,12 @@ def _to_cell(model: CellModel, base: Path, source: str, index: int) -> Cell:
         raise InputError(f"{where}.kubernetes",
                          "a kubernetes section with namespace and label_selector", "nothing",
                          "add kubernetes: {namespace: ..., label_selector: app=...}")
+    if model.target == "local" and model.environment not in (None, "sandbox"):
+        raise InputError(f"{where}.environment", "sandbox (a local cell is a sandbox on this machine)",
+                         model.environment, "remove environment, or set environment: sandbox")
+    if model.target != "local" and model.environment is None:
+        raise InputError(f"{where}.environment", "one of " + ", ".join(ENVIRONMENTS), "nothing",
+                         "say where this cell's evidence comes from, e.g. environment: staging")
     local = model.local or LocalTargetModel() if model.target == "local" else None
     dr = model.dr or _default_dr(model.tier)
     state_dir = None
@@ -165,6 +177,7 @@ def _to_cell(model: CellModel, base: Path, source: str, index: int) -> Cell:
         k8s_label_selector=k8s.label_selector if k8s else None, k8s_url=k8s.url if k8s else None,
         secrets=tuple(sorted(model.secrets.items())),
         allow=ProviderPolicy.from_model(model.allow),
+        environment=model.environment or "sandbox",
     )
 
 

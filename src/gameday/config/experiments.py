@@ -72,6 +72,8 @@ SETTING_RANGES: dict[str, tuple[float, float, bool]] = {
     "baseline_s": (0.5, 600.0, False),
     "recovery_timeout_s": (0.0, 3600.0, True),
     "stability_window_s": (0.0, 600.0, True),
+    "error_span_s": (1.0, 600.0, False),
+    "burst_hz": (0.0, 50.0, True),
 }
 
 
@@ -90,6 +92,12 @@ class GamedayExtensionModel(_Strict):
     recovery_timeout_s: float = _ranged("recovery_timeout_s", 60.0)
     stability_window_s: float = _ranged("stability_window_s", 10.0)
     error_window_s: float = Field(default=1.0, gt=0, le=60)
+    # The error rate is taken over this span from injection, like an alert's rate window, so it
+    # does not change with the stability window; the run samples at least that long.
+    error_span_s: float = _ranged("error_span_s", 30.0)
+    # The rate from just before injection to a few seconds after it, and around the fault's
+    # end: a 10 Hz timeline misses a killed replica that the balancer takes out within 90 ms.
+    burst_hz: float = _ranged("burst_hz", 50.0)
     # Absent: a sample is too slow above the cell's p95 latency SLO.
     latency_tolerance: LatencyToleranceModel | None = None
     criteria: list[CriterionModel] = Field(default_factory=list)
@@ -104,6 +112,8 @@ class RunSettings:
     recovery_timeout_s: float
     stability_window_s: float
     error_window_s: float
+    error_span_s: float
+    burst_hz: float
     latency_factor: float | None  # None: no tolerance relative to the baseline
     latency_floor_ms: float
     latency_max_ms: float | None  # None: the cell's p95 latency SLO
@@ -252,7 +262,7 @@ def load_experiment(path: Path, policy: ProviderPolicy = DEFAULT_POLICY) -> Expe
     settings = RunSettings(
         kind=ext.kind, probe_hz=ext.probe_hz, baseline_s=ext.baseline_s,
         recovery_timeout_s=ext.recovery_timeout_s, stability_window_s=ext.stability_window_s,
-        error_window_s=ext.error_window_s,
+        error_window_s=ext.error_window_s, error_span_s=ext.error_span_s, burst_hz=ext.burst_hz,
         latency_factor=ext.latency_tolerance.factor if ext.latency_tolerance else None,
         latency_floor_ms=ext.latency_tolerance.floor_ms if ext.latency_tolerance else 0.0,
         latency_max_ms=ext.latency_tolerance.max_ms if ext.latency_tolerance else None,

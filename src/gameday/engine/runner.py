@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from gameday.analytics.criteria import evaluate, verdict
-from gameday.analytics.recovery import error_rate, halt_reached, percentile, recovered_at, run_figures
+from gameday.analytics.recovery import (
+    error_rate,
+    first_breach,
+    halt_reached,
+    percentile,
+    recovered_at,
+    run_figures,
+)
 from gameday.config import DEFAULT_CELLS_FILE
 from gameday.config.cells import Cell, find_cell, load_cells
 from gameday.config.experiments import (
@@ -40,13 +47,14 @@ from gameday.engine import faults
 from gameday.engine.checks import check_for_cell
 from gameday.engine.lease import FAULT_LEASE, holder_id
 from gameday.engine.redact import Redactor, redact_text, store_url_secrets
-from gameday.errors import InputError
+from gameday.errors import GamedayError, InputError
 from gameday.files import open_private
 from gameday.model import RunEvent, RunRecord, Sample
+from gameday.model.figures import INSTANTANEOUS_KINDS
 from gameday.sandbox.procs import identify
 from gameday.store import STORE_ENV, Store
 from gameday.targets import open_target
-from gameday.targets.base import Target
+from gameday.targets.base import OBSERVES, WRITE_LEDGER, Observation, ObservedSpan, Target
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,11 @@ METHOD_SLACK_S = 120.0
 DEFAULT_LEASE_TTL_S = 15.0
 STOPPED = "stopped: interrupted (Ctrl-C or SIGTERM) before any fault was injected"
 LEASE_RENEW_S = 1.0
+# The sampler bursts from the worker's start until this long after injection, and from this
+# long before a sustained fault's end until this long after it.
+BURST_TAIL_S = 3.0
+BURST_LEAD_S = 1.0
+OBSERVE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class RunRequest:
     baseline_s: float | None = None
     stability_window_s: float | None = None
     recovery_timeout_s: float | None = None
+    error_span_s: float | None = None
     window_id: str | None = None  # the chaos window the run belongs to, if any
     deadline_utc: datetime | None = None  # the window's end: halt there (reason window_end)
     lease_holder: str | None = None  # who holds the fault lease for this run (default: the run)
@@ -104,7 +118,8 @@ def prepare(request: RunRequest) -> Prepared:
     overrides: dict[str, Any] = {k: v for k, v in {
         "probe_hz": request.probe_hz, "baseline_s": request.baseline_s,
         "stability_window_s": request.stability_window_s,
-        "recovery_timeout_s": request.recovery_timeout_s}.items() if v is not None}
+        "recovery_timeout_s": request.recovery_timeout_s,
+        "error_span_s": request.error_span_s}.items() if v is not None}
     for key, value in overrides.items():
         check_setting(key, value)
     name = request.cell or configured_cell(request.experiment)
@@ -146,6 +161,13 @@ class _Live:
     worker_done: bool = False
     worker_code: int | None = None
     events: list[RunEvent] = field(default_factory=list)
+    observation: Observation | None = None
+    observed_at: float = 0.0  # monotonic
+
+    @property
+    def t_cause_end(self) -> float | None:
+        """When the cause of impact ended: a sustained fault's revert or expiry, else t_inject."""
+        return self.t_fault_end if self.t_fault_end is not None else self.t_inject
 
     def event(self, source: str, what: str, mono: float | None = None, **detail: Any) -> None:
         t = (mono if mono is not None else time.monotonic()) - self.t0
@@ -226,6 +248,7 @@ class RunSupervisor:
             reason=None if kw.get("reason") is None else self.redactor.text(kw["reason"]),
             runner_pid=me.pid if me else None, runner_start_ticks=me.start_ticks if me else None,
             window_id=self.window_id, objectives=self.p.cell.objectives,
+            environment=self.p.cell.environment,
         )
 
     def execute(self) -> RunRecord:
@@ -262,7 +285,8 @@ class RunSupervisor:
         if self.stop.is_set():  # SIGTERM during the preflight: nothing was injected
             return self.skipped(STOPPED)
         self.store.create_run(self._record(status="running"))
-        sampler = Sampler(self.p.target, self.run_id, self.s.probe_hz, self.live.t0).start()
+        sampler = Sampler(self.p.target, self.run_id, self.s.probe_hz, self.live.t0,
+                          burst_hz=self.s.burst_hz).start()
         worker: subprocess.Popen[str] | None = None
         try:
             self.phase = "baseline"
@@ -278,7 +302,7 @@ class RunSupervisor:
             # Whatever happened, nothing of this run stays injected.
             faults.revert_run(self.store, self.run_id, self.live.halted or "run_end")
             self.store.add_samples(self.run_id, sampler.take_new())
-        return self._finish(sampler.samples())
+        return self._finish(sampler)
 
     def _wait(self, sampler: Any, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -347,6 +371,7 @@ class RunSupervisor:
                 self.live.event("engine", "worker_exited", returncode=worker.returncode)
                 if worker.returncode != 0 and not self.live.halted:
                     self._halt(f"worker_died: exit {worker.returncode}")
+            self._burst(sampler, now)
             if self.live.t_inject is not None and not self.live.halted:
                 limit, span = self._halt_condition()
                 if halt_reached(samples, now, limit, span):
@@ -362,6 +387,19 @@ class RunSupervisor:
             if self._done(samples, now, started):
                 return
             time.sleep(LOOP_S)
+
+    def _burst(self, sampler: Any, now: float) -> None:
+        """Probe faster where a short impact would be missed: while the fault is about to land
+        and just after, and around a sustained fault's end."""
+        live = self.live
+        if live.t_inject is None:
+            if not live.worker_done:
+                sampler.burst(BURST_TAIL_S)
+        elif now <= live.t_inject + BURST_TAIL_S:
+            sampler.burst(live.t_inject + BURST_TAIL_S - now)
+        elif live.t_fault_end is not None and live.t_fault_end > live.t_inject and \
+                live.t_fault_end - BURST_LEAD_S <= now <= live.t_fault_end + BURST_TAIL_S:
+            sampler.burst(live.t_fault_end + BURST_TAIL_S - now)
 
     def _safety_checks(self) -> None:
         """Halts that do not depend on the cell: the operator, the window's end, the lease."""
@@ -390,14 +428,42 @@ class RunSupervisor:
             # No fault (yet): done once the worker is, or when the method overstays.
             return self.live.worker_done or \
                 time.monotonic() - started > METHOD_SLACK_S + self.s.recovery_timeout_s
-        horizon = t_inject + self.s.recovery_timeout_s + self.s.stability_window_s
+        horizon = max(t_inject + self.s.recovery_timeout_s + self.s.stability_window_s,
+                      t_inject + self.s.error_span_s)
         fault_end = self.live.t_fault_end or t_inject
-        # The cell counts as recovered only once stable after the fault is over.
-        settled = now >= horizon or (now >= fault_end and recovered_at(
-            [s for s in samples if s.t >= fault_end], t_inject, self._tolerance(samples),
-            self.s.stability_window_s) is not None)
+        # The cell counts as recovered only once stable after the fault is over, and the
+        # error rate's fixed span is covered.
+        tolerance = self._tolerance(samples)
+        settled = now >= horizon or (
+            now >= fault_end and now >= t_inject + self.s.error_span_s and (
+                first_breach(samples, self.live.t_inject_started or t_inject, tolerance) is None
+                or recovered_at([s for s in samples if s.t >= fault_end], t_inject, tolerance,
+                                self.s.stability_window_s) is not None)
+            and self._target_settled(now < horizon))
         # Then let the method finish (pauses, hypothesis after, rollbacks), within bounds.
         return settled and (self.live.worker_done or now >= horizon + METHOD_SLACK_S)
+
+    def _target_settled(self, waiting: bool) -> bool:
+        """True once the target reports the cell back at its desired state (or it cannot
+        observe itself); polled at most once a second."""
+        if OBSERVES not in self.p.target.capabilities:
+            return True
+        if waiting and time.monotonic() - self.live.observed_at < OBSERVE_EVERY_S:
+            return self.live.observation is not None and self.live.observation.complete
+        self.live.observation = self._observe()
+        self.live.observed_at = time.monotonic()
+        return self.live.observation is None or self.live.observation.complete
+
+    def _observe(self) -> Observation | None:
+        if OBSERVES not in self.p.target.capabilities or self.live.t_inject is None:
+            return None
+        span = ObservedSpan([f.fault_id for f in self.store.ledger_for_run(self.run_id)],
+                            self.live.t0 + self.live.t_inject, self.live.t0, time.monotonic())
+        try:
+            return self.p.target.observe(span)
+        except (GamedayError, OSError) as exc:
+            self.live.event("engine", "observe_failed", error=str(exc))
+            return None
 
     def _tolerance(self, samples: list[Sample]) -> float:
         from gameday.analytics.recovery import latency_tolerance_ms
@@ -436,31 +502,47 @@ class RunSupervisor:
         return [replace(e, detail=self.redactor.value(e.detail)) for e in events]
 
     # -- figures and verdict ---------------------------------------------------------------
-    def _finish(self, samples: list[Sample]) -> RunRecord:
+    def _finish(self, sampler: Any) -> RunRecord:
+        from gameday.engine.sampler import detection_floor_ms
+
         s = self.s
+        samples: list[Sample] = sampler.samples()
         failover = s.kind == "db-failover"
         missing: set[int] = set()
-        if failover and self.live.t_inject is not None:
+        if failover and self.live.t_inject is not None and \
+                WRITE_LEDGER in self.p.target.capabilities:
             acked = [x.write_seq for x in samples if x.ok and x.write_seq is not None]
             missing = set(self.p.target.missing_writes(self.run_id, acked))
+        live = self.live
+        observation = self._observe()
+        cause_end = live.t_inject if s.kind in INSTANTANEOUS_KINDS else live.t_cause_end
+        removed = None if observation is None else observation.figures.get("target_restored_s")
+        if s.kind not in INSTANTANEOUS_KINDS and live.t_inject is not None and removed is not None:
+            # The target's own record of the removal beats ours (injection + duration, from
+            # when the worker's call returned): the sandbox expires a fault from when it landed.
+            cause_end = live.t_inject + float(removed)
         figures = run_figures(
-            samples, t_inject=self.live.t_inject, t_started=self.live.t_inject_started,
-            t_fault_end=self.live.t_fault_end,
-            stability_s=s.stability_window_s, factor=s.latency_factor,
+            samples, t_inject=live.t_inject, t_started=live.t_inject_started,
+            t_cause_end=cause_end, stability_s=s.stability_window_s,
+            timeout_s=s.recovery_timeout_s, factor=s.latency_factor,
             floor_ms=s.latency_floor_ms, max_ms=s.latency_max_ms, window_s=s.error_window_s,
-            period_s=1.0 / s.probe_hz, failover=failover, missing_writes=missing)
-        if figures.recovery_s is not None and figures.recovery_s > s.recovery_timeout_s:
-            figures = replace(figures, recovery_s=None, recovered=False)
+            error_span_s=s.error_span_s, period_s=1.0 / s.probe_hz, failover=failover,
+            missing_writes=missing)
         values = asdict(figures)
-        values.update(self._target_figures())
-        if figures.recovery_s is not None and figures.t_fault_end is not None \
-                and figures.t_inject is not None:
-            values["recovery_after_fault_end_s"] = max(
-                0.0, figures.recovery_s - (figures.t_fault_end - figures.t_inject))
+        values["error_rate_during_recovery"] = values["error_rate"]  # the v1 name, same value
+        stats = sampler.stats()
+        values.update(probe_hz=s.probe_hz, burst_hz=s.burst_hz,
+                      detection_floor_ms=detection_floor_ms(s.burst_hz),
+                      detection_floor_base_ms=detection_floor_ms(s.probe_hz),
+                      probes_skipped=stats.skipped)
+        if observation is not None:
+            values.update(observation.figures)
+            values["observed_by"] = observation.observed_by
+            values["observation"] = observation.detail
         results = evaluate(s.criteria, values)
-        outcome, reason = verdict(results, recovered=figures.recovered, halted=self.live.halted,
-                                  injected=self.live.t_inject is not None)
-        self.store.add_events(self.run_id, self._take_events() + self._ground_truth())
+        outcome, reason = verdict(results, recovered=figures.recovered, halted=live.halted,
+                                  injected=live.t_inject is not None)
+        self.store.add_events(self.run_id, self._take_events() + self._target_events(observation))
         self.store.update_run(self.run_id, status="completed", ended_utc=datetime.now(UTC),
                               verdict=outcome, reason=self.redactor.text(reason),
                               figures=values,
@@ -469,31 +551,12 @@ class RunSupervisor:
         assert record is not None
         return record
 
-    def _run_window(self) -> tuple[float, float]:
-        return self.live.t0, time.monotonic()
-
-    def _ground_truth(self) -> list[RunEvent]:
-        start, end = self._run_window()
-        out = []
-        for e in self.p.target.ground_truth():
-            mono = float(e.get("monotonic", 0.0))
-            if start <= mono <= end:
-                detail = {k: v for k, v in e.items() if k not in ("event", "utc", "monotonic")}
-                out.append(RunEvent(t=mono - self.live.t0,
-                                    utc=datetime.fromisoformat(e["utc"]), source="sandbox",
-                                    name=str(e["event"]), detail=detail))
-        return out
-
-    def _target_figures(self) -> dict[str, Any]:
-        """Figures only the target can give: replica crashes not caused by our own kills."""
-        start, end = self._run_window()
-        killed = {t.get("pid") for f in self.store.ledger_for_run(self.run_id)
-                  for t in (f.spec.get("applied") or {}).get("targets", [])}
-        exits = [e for e in self.p.target.ground_truth()
-                 if e.get("event") == "replica_exit" and start <= e.get("monotonic", 0) <= end]
-        if not exits and self.p.cell.target != "local":
-            return {}
-        return {"replica_crashes": sum(1 for e in exits if e.get("pid") not in killed)}
+    def _target_events(self, observation: Observation | None) -> list[RunEvent]:
+        if observation is None:
+            return []
+        return [RunEvent(t=e.monotonic - self.live.t0, utc=e.utc, source=observation.observed_by,
+                         name=e.name, detail=self.redactor.value(e.detail))
+                for e in observation.events]
 
 
 def run_experiment(request: RunRequest, progress: ProgressSink, stop: threading.Event,
@@ -535,12 +598,13 @@ def record_skipped(store_url: str, *, cell: str, cells_file: Path, experiment: P
         objectives = find_cell(cells, cell, str(cells_file)).objectives
     target = cells[cell].target if cell in cells else "local"
     known = [*(cells[cell].secret_values if cell in cells else ()), *store_url_secrets(store_url)]
+    environment = cells[cell].environment if cell in cells else "unknown"
     record = RunRecord(run_id=new_run_id(), experiment=redact_text(title, known),
                        experiment_path=str(experiment or ""), kind=kind, cell=cell,
                        target=target, started_utc=now, status="completed", ended_utc=now,
                        verdict="skipped", window_id=window_id,
                        reason=redact_text(reason, known),
-                       objectives=objectives)
+                       objectives=objectives, environment=environment)
     with Store.open(store_url) as store:
         store.create_run(record)
     return record

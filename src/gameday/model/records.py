@@ -117,3 +117,6 @@ class RunRecord:
     window_id: str | None = None
     objectives: CellObjectives | None = None
     schema_version: int = RUN_SCHEMA_VERSION
+    # Where the evidence came from: a local cell is always "sandbox" (runs stored before
+    # environments existed are labelled by their target: local -> sandbox, else "unknown").
+    environment: str = "sandbox"

@@ -1,12 +1,22 @@
-"""Recovery of a sandbox fault read from ground-truth events (pure functions).
+"""What the sandbox itself saw happen to a fault, read from its ground-truth events (pure).
 
-These are what the sandbox itself saw happen, so they are the yardstick for the runner's own
-figures, which come from probing the cell from outside.
+These are the target's own figures (DESIGN.md "Measurements"): the runner's come from probing
+the cell from outside, these from the cell's own components, and reports show both side by
+side. Times are the events' ``monotonic`` stamps (the same clock as the runner's on this
+machine), in seconds after the runner's ``t_inject``.
+
+    restore_s           full redundancy again: every killed replica ready again; after a
+                        failover, a standby streaming again (standby_rebuilt)
+    failover_s          standby_promoted - primary_lost
+    scale_out_s         the autoscaler's first scale-out after injection
+    replica_crashes     replica exits in the span that none of our faults caused
+    target_restored_s   the cause of client impact gone: the killed replica out of the
+                        balancer, the toxic removed, the burners stopped, the proxy repointed
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,107 +24,113 @@ Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class FaultRecovery:
-    fault_id: str
-    kind: str
-    injected_monotonic: float
-    impact_s: float | None  # injection -> the cell noticed (endpoint out, primary lost, ...)
-    recovered_s: float | None  # injection -> service restored; None while not yet
-    redundancy_s: float | None  # injection -> back to full redundancy (standby rebuilt)
+class SandboxObservation:
+    figures: dict[str, float | int | None]
+    complete: bool  # everything the sandbox will report about these faults has happened
     detail: str
 
-    @property
-    def complete(self) -> bool:
-        return self.recovered_s is not None and (
-            self.kind != "kill-primary" or self.redundancy_s is not None)
 
-
-def _after(events: Iterable[Event], t: float, name: str, **match: Any) -> list[Event]:
-    return [e for e in events if e["event"] == name and e["monotonic"] >= t
+def _named(events: Iterable[Event], name: str, since: float | None = None,
+           **match: Any) -> list[Event]:
+    return [e for e in events if e.get("event") == name
+            and (since is None or float(e.get("monotonic", 0.0)) >= since)
             and all(e.get(k) == v for k, v in match.items())]
 
 
-def _of_fault(events: Iterable[Event], fault_id: str, name: str) -> list[Event]:
-    # Events that name the fault belong to it whenever they were logged: the injection
-    # itself (toxic_added, stress_started) is logged just before fault_injected.
-    return [e for e in events if e["event"] == name and e.get("fault_id") == fault_id]
+def _first(events: Sequence[Event]) -> Event | None:
+    return min(events, key=lambda e: float(e["monotonic"]), default=None)
 
 
-def _first(events: list[Event]) -> Event | None:
-    return min(events, key=lambda e: e["monotonic"], default=None)
+def _last(events: Sequence[Event]) -> Event | None:
+    return max(events, key=lambda e: float(e["monotonic"]), default=None)
 
 
-def _since(t0: float, event: Event | None) -> float | None:
-    return None if event is None else round(max(0.0, event["monotonic"] - t0), 3)
+def _after(t0: float, event: Event | None) -> float | None:
+    return None if event is None else round(float(event["monotonic"]) - t0, 4)
 
 
-def recovery_of(injected: Event, events: list[Event]) -> FaultRecovery:
-    """Figures for the fault whose ``fault_injected`` event is ``injected``."""
-    t0 = injected["monotonic"]
-    fault_id = injected["fault_id"]
-    kind = injected["kind"]
-    if kind == "kill-replica":
-        return _replica_recovery(injected, events)
-    if kind == "latency":
-        added = _first(_of_fault(events, fault_id, "toxic_added"))
-        removed = _first(_of_fault(events, fault_id, "toxic_removed"))
-        detail = "latency toxic removed " + (
-            f"({removed.get('reason')})" if removed else "(not yet)")
-        return FaultRecovery(fault_id, kind, t0, _since(t0, added), _since(t0, removed), None,
-                             detail)
-    if kind == "cpu":
-        started = _first(_of_fault(events, fault_id, "stress_started"))
-        expected = len(started.get("pids", [])) if started else 0
-        stopped = _of_fault(events, fault_id, "stress_stopped")
-        last = max(stopped, key=lambda e: e["monotonic"]) if len(stopped) >= expected > 0 \
-            else None
-        return FaultRecovery(fault_id, kind, t0, _since(t0, started), _since(t0, last), None,
-                             f"{len(stopped)} of {expected} burners stopped")
-    lost = _first(_after(events, t0, "primary_lost"))
-    repointed = _first(_after(events, t0, "proxy_repointed"))
-    rebuilt = _first(_after(events, t0, "standby_rebuilt"))
-    promoted = _first(_after(events, t0, "standby_promoted"))
-    detail = (f"promoted {promoted['node']} in {promoted['took_s']} s" if promoted
-              else "no promotion yet")
-    return FaultRecovery(fault_id, kind, t0, _since(t0, lost), _since(t0, repointed),
-                         _since(t0, rebuilt), detail)
+def observe(events: Sequence[Event], *, fault_ids: Collection[str], t_inject: float,
+            span: tuple[float, float]) -> SandboxObservation:
+    """The sandbox's figures for the run whose faults are ``fault_ids``, injected at
+    ``t_inject`` (monotonic), over the run's ``span`` (monotonic start, end)."""
+    start, end = span
+    inside = [e for e in events if start <= float(e.get("monotonic", 0.0)) <= end]
+    injected = [e for e in inside if e.get("event") == "fault_injected"
+                and e.get("fault_id") in fault_ids]
+    ours = {str(t.get("pid")) for e in injected for t in e.get("targets", [])
+            if t.get("pid") is not None}
+    # A replica the autoscaler retired is no crash either.
+    crashes = sum(1 for e in _named(inside, "replica_exit")
+                  if str(e.get("pid")) not in ours and e.get("reason") != "scaled_in")
+    figures: dict[str, float | int | None] = {
+        "restore_s": None, "failover_s": None, "scale_out_s": None,
+        "replica_crashes": crashes, "target_restored_s": None}
+    scaled = [e for e in _named(inside, "autoscaler_scaled", t_inject)
+              if int(e.get("to_replicas", 0)) > int(e.get("from_replicas", 0))]
+    figures["scale_out_s"] = _after(t_inject, _first(scaled))
+    complete, detail = True, "no fault of this run reached the sandbox"
+    for fault in injected:
+        kind = fault.get("kind")
+        fault_id = fault["fault_id"]
+        if kind == "kill-replica":
+            restored, back, complete, detail = _replicas(inside, fault, t_inject)
+            figures.update(restore_s=back, target_restored_s=restored)
+        elif kind == "latency":
+            removed = _first(_named(inside, "toxic_removed", fault_id=fault_id))
+            figures["target_restored_s"] = _after(t_inject, removed)
+            complete = removed is not None
+            detail = "latency toxic removed" + (f" ({removed.get('reason')})" if removed
+                                                else ": not yet")
+        elif kind == "cpu":
+            started = _first(_named(inside, "stress_started", fault_id=fault_id))
+            expected = len(started.get("pids", [])) if started else 0
+            stopped = _named(inside, "stress_stopped", fault_id=fault_id)
+            done = len(stopped) >= expected > 0
+            figures["target_restored_s"] = _after(t_inject, _last(stopped)) if done else None
+            complete = done
+            detail = f"{len(stopped)} of {expected} burners stopped"
+            if scaled:
+                detail += f"; autoscaler scaled {scaled[0].get('from_replicas')} -> " \
+                          f"{scaled[0].get('to_replicas')} replicas"
+        elif kind == "kill-primary":
+            figures_db, complete, detail = _failover(inside, t_inject)
+            figures.update(figures_db)
+    return SandboxObservation(figures, complete, detail)
 
 
-def _replica_recovery(injected: Event, events: list[Event]) -> FaultRecovery:
-    t0 = injected["monotonic"]
-    targets = injected.get("targets", [])
-    removed_at: list[Event] = []
-    back_at: list[Event] = []
+def _replicas(events: Sequence[Event], fault: Event,
+              t_inject: float) -> tuple[float | None, float | None, bool, str]:
+    """(out of the balancer, every killed replica ready again, complete, detail)."""
+    targets = fault.get("targets", [])
+    removed: list[Event] = []
+    ready: list[Event] = []
     for target in targets:
-        removed = _first(_after(events, t0, "lb_endpoint_removed", pid=target["pid"]))
-        if removed is not None:
-            removed_at.append(removed)
-        restarted = _first(_after(events, t0, "replica_ready", replica=target["replica"]))
-        if restarted is not None:
-            # The new process is back in rotation when the balancer adds its pid.
-            added = _first(_after(events, t0, "lb_endpoint_added", pid=restarted["pid"]))
-            if added is not None:
-                back_at.append(added)
-    impact = _first(removed_at)
-    recovered = max(back_at, key=lambda e: e["monotonic"]) if len(back_at) == len(targets) \
-        and targets else None
-    return FaultRecovery(injected["fault_id"], "kill-replica", t0, _since(t0, impact),
-                         _since(t0, recovered), None,
-                         f"{len(back_at)} of {len(targets)} replicas back in rotation")
+        out = _first(_named(events, "lb_endpoint_removed", t_inject - 1.0, pid=target.get("pid")))
+        if out is not None:
+            removed.append(out)
+        # The replica's index comes back with a new process: ready after the kill.
+        again = [e for e in _named(events, "replica_ready", t_inject, replica=target.get("replica"))
+                 if e.get("pid") != target.get("pid")]
+        if again:
+            ready.append(min(again, key=lambda e: float(e["monotonic"])))
+    complete = bool(targets) and len(ready) == len(targets)
+    restored = _after(t_inject, _last(removed)) if len(removed) == len(targets) and targets \
+        else None
+    back = _after(t_inject, _last(ready)) if complete else None
+    return restored, back, complete, f"{len(ready)} of {len(targets)} replicas ready again"
 
 
-def injections(events: list[Event]) -> list[Event]:
-    return [e for e in events if e["event"] == "fault_injected"]
-
-
-def service_restored_s(events: list[Event], fault_id: str) -> float | None:
-    """When the cause of a fault's impact on clients was gone, in seconds after injection.
-
-    A killed replica stops causing errors once the balancer takes it out; a latency toxic or a
-    CPU burner once removed; a lost primary once the proxy points at the promoted standby.
-    """
-    injected = next((e for e in injections(events) if e["fault_id"] == fault_id), None)
-    if injected is None:
-        return None
-    truth = recovery_of(injected, events)
-    return truth.impact_s if truth.kind == "kill-replica" else truth.recovered_s
+def _failover(events: Sequence[Event],
+              t_inject: float) -> tuple[dict[str, float | int | None], bool, str]:
+    lost = _first(_named(events, "primary_lost", t_inject - 1.0))
+    promoted = _first(_named(events, "standby_promoted", t_inject - 1.0))
+    repointed = _first(_named(events, "proxy_repointed", t_inject - 1.0))
+    rebuilt = _first(_named(events, "standby_rebuilt", t_inject - 1.0))
+    failover = None if lost is None or promoted is None else \
+        round(float(promoted["monotonic"]) - float(lost["monotonic"]), 4)
+    detail = (f"promoted {promoted.get('node')} {failover} s after the primary was lost"
+              if promoted else "no promotion seen")
+    if rebuilt is not None:
+        detail += f"; standby rebuilt after {_after(t_inject, rebuilt)} s"
+    return ({"failover_s": failover, "target_restored_s": _after(t_inject, repointed),
+             "restore_s": _after(t_inject, rebuilt)}, rebuilt is not None, detail)

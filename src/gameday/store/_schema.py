@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-STORE_SCHEMA_VERSION = 3
+STORE_SCHEMA_VERSION = 4
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -111,6 +111,7 @@ runs = Table(
     Column("schema_version", Integer, nullable=False),
     Column("window_id", String(128)),  # v2
     Column("objectives", JSON(none_as_null=True)),  # v2: the cell's objectives at run time
+    Column("environment", String(32)),  # v4: sandbox | staging | production (unknown: older)
 )
 Index("runs_cell_started_idx", runs.c.cell, runs.c.started_utc)
 Index("runs_window_idx", runs.c.window_id)
@@ -135,6 +136,7 @@ samples = Table(
     Column("error", Text),
     Column("write_seq", BigInteger),
     Column("payment_id", BigInteger),
+    Column("timed_out", Boolean),  # v4: the probe's own client timeout gave up
 )
 Index("samples_run_t_idx", samples.c.run_id, samples.c.t)
 
@@ -208,4 +210,7 @@ Index("faults_reverted_idx", faults.c.reverted_utc)
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("runs.window_id", "runs.objectives"),
     2: ("windows.claim_holder", "windows.claim_expires_utc"),
+    3: ("runs.environment", "samples.timed_out"),
 }
+# And what a step does to the data once its columns exist: 3 -> 4 labels every run's evidence
+# and upgrades its figures to version 2 (gameday.model.figures.upgrade_v1).

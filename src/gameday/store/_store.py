@@ -177,6 +177,7 @@ class Store:
                   since: datetime | None = None, until: datetime | None = None,
                   cells: Sequence[str] | None = None, window_id: str | None = None,
                   kind: str | None = None, verdict: str | None = None,
+                  environment: str | None = None,
                   with_journal: bool = True) -> list[RunRecord]:
         """Runs newest (by started_utc) first: of one cell, of some ``cells``, of one window,
         started in [since, until); at most ``limit`` (None: all). Without ``with_journal`` the
@@ -198,6 +199,8 @@ class Store:
             query = query.where(runs.c.kind == kind)
         if verdict is not None:
             query = query.where(runs.c.verdict == verdict)
+        if environment is not None:
+            query = query.where(runs.c.environment == environment)
         if since is not None:
             query = query.where(runs.c.started_utc >= since)
         if until is not None:
@@ -339,7 +342,7 @@ class Store:
             return
         rows = [{"run_id": run_id, "t": s.t, "utc": s.utc, "ok": s.ok, "latency_ms": s.latency_ms,
                  "status": s.status, "error": s.error, "write_seq": s.write_seq,
-                 "payment_id": s.payment_id} for s in samples]
+                 "payment_id": s.payment_id, "timed_out": s.timed_out} for s in samples]
         with self._write(f"add {len(rows)} samples to run {run_id!r}") as conn:
             conn.execute(schema.samples.insert(), rows)
 
@@ -351,7 +354,8 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [Sample(t=r["t"], utc=r["utc"], ok=bool(r["ok"]), latency_ms=r["latency_ms"],
                        status=r["status"], error=r["error"], write_seq=r["write_seq"],
-                       payment_id=r["payment_id"]) for r in rows]
+                       payment_id=r["payment_id"], timed_out=bool(r["timed_out"]))
+                for r in rows]
 
     def add_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         if not events:
@@ -590,10 +594,25 @@ def _migrate(conn: Connection, version: int, missing: set[str]) -> None:
             kind = column.type.compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {kind}"))
             altered.add(table_name)
+        if step == 3 and "runs" not in missing:
+            _label_and_upgrade_runs(conn)
     for table_name in sorted(altered):
         table = schema.metadata.tables[table_name]
         for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
             conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+def _label_and_upgrade_runs(conn: Connection) -> None:
+    """Store schema 3 -> 4: every run's environment from its target (a local cell is always a
+    sandbox; what else ran before environments existed is "unknown"), figures to version 2."""
+    from gameday.model.figures import upgrade_v1
+
+    runs = schema.runs
+    rows = conn.execute(select(runs.c.run_id, runs.c.kind, runs.c.target, runs.c.figures)).all()
+    for run_id, kind, target, figures in rows:
+        conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+            environment="sandbox" if target == "local" else "unknown",
+            figures=upgrade_v1(kind, dict(figures or {}))))
 
 
 def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
@@ -762,6 +781,7 @@ def _run_from(row: RowMapping) -> RunRecord:
         journal=row.get("journal"), runner_pid=row["runner_pid"],
         runner_start_ticks=row["runner_start_ticks"], window_id=row["window_id"],
         objectives=_objectives_from(row["objectives"]), schema_version=row["schema_version"],
+        environment=row["environment"] or "unknown",
     )
 
 

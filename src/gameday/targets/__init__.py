@@ -6,7 +6,8 @@
     revert(revert_spec)             idempotent; True when something was still to revert
     Target.probe(seq, tag)          one steady-state sample (a sequence-numbered write)
     Target.missing_writes(tag, seqs)  acknowledged writes the database no longer holds
-    Target.ground_truth()           what the target itself saw happen (local sandbox only)
+    Target.observe(span)            the target's own figures and events for a run (capability
+                                    "observes"; the runner shows them beside its own)
 
 Retries, timeouts, ledger and journaling stay in the engine.
 """
