@@ -47,7 +47,8 @@ class DemoResult:
 def write_demo_cells(state_dir: Path) -> Path:
     """A cells file for the demo's own sandbox, with the seeds' objectives."""
     path = state_dir / "cells.yaml"
-    cells = [{"name": name, "target": "local", "tier": tier, "tenants": tenants,
+    cells = [{"name": name, "target": "local", "environment": "sandbox", "tier": tier,
+              "tenants": tenants,
               "local": {"state_dir": str(state_dir.resolve()), "sandbox_cell": name},
               "slo": {"availability": 99.95, "p95_latency_ms": 250},
               "dr": {"rto_s": 900, "rpo_s": 60 if tier == 1 else 300}}

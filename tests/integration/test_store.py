@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 import subprocess
@@ -327,6 +328,7 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
         conn.execute(sa.text("DROP INDEX runs_window_idx"))
         conn.execute(sa.text("ALTER TABLE runs DROP COLUMN window_id"))
         conn.execute(sa.text("ALTER TABLE runs DROP COLUMN objectives"))
+        drop_version_4_columns(conn)
         conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
         conn.execute(sa.text(
             "INSERT INTO runs (run_id, experiment, experiment_path, kind, cell, target, started_utc, "
@@ -337,7 +339,10 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
 
     with Store.open(store_url) as store:
         old = store.get_run("old")
-        assert old is not None and old.figures == {"recovery_s": 1.5}
+        # version-1 figures without an injection time: nothing to derive, marked as upgraded
+        assert old is not None and old.figures == {"recovery_s": None, "impact": None,
+                                                   "figures_version": 2, "upgraded_from": 1}
+        assert old.environment == "sandbox"  # a local cell is always a sandbox
         assert old.window_id is None and old.objectives is None and old.schema_version == 1
         objectives = CellObjectives(1, ("acme",), 99.95, 250.0, 900.0, 60.0)
         store.create_window(WindowRecord("w-1", "saturday", T0))
@@ -587,10 +592,54 @@ OPEN_AND_WRITE = textwrap.dedent("""
 """)
 
 
+def drop_version_4_columns(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE runs DROP COLUMN environment"))
+    conn.execute(sa.text("ALTER TABLE samples DROP COLUMN timed_out"))
+
+
+def test_a_version_3_store_labels_its_runs_and_upgrades_their_figures(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_store_url(store_url))
+    at = T0 if "postgresql" in store_url else T0.replace(tzinfo=None)
+    v1 = {
+        # v1 wrote "the probes saw nothing" as a recovery of 0 s
+        "quiet": ("pod-kill", "local", {"t_inject": 3.0, "time_to_impact_s": None,
+                                         "recovery_s": 0.0}),
+        # and a sustained fault's recovery from injection, its own length included
+        "slow": ("latency", "local", {"t_inject": 3.0, "time_to_impact_s": 0.1,
+                                      "recovery_s": 10.3, "recovery_after_fault_end_s": 0.3}),
+        "kill": ("pod-kill", "kubernetes", {"t_inject": 3.0, "time_to_impact_s": 0.05,
+                                            "recovery_s": 0.9}),
+    }
+    with engine.begin() as conn:
+        drop_version_4_columns(conn)
+        conn.execute(sa.text("UPDATE meta SET value = '3' WHERE key = 'schema_version'"))
+        for run_id, (kind, target, figures) in v1.items():
+            conn.execute(sa.text(
+                "INSERT INTO runs (run_id, experiment, experiment_path, kind, cell, target, "
+                "started_utc, status, figures, criteria, schema_version) VALUES (:id, 'x', "
+                "'x.yaml', :kind, 'cell-1', :target, :t, 'completed', :f, '[]', 2)"),
+                {"id": run_id, "kind": kind, "target": target, "t": at,
+                 "f": json.dumps(figures)})
+    engine.dispose()
+    with Store.open(store_url) as store:
+        quiet, slow, kill = (store.get_run(r) for r in v1)
+    assert quiet is not None and slow is not None and kill is not None
+    assert quiet.figures["impact"] == "none" and quiet.figures["recovery_s"] is None
+    assert slow.figures["impact"] == "seen" and slow.figures["recovery_s"] == 0.3
+    assert slow.figures["impact_s"] == pytest.approx(10.2)
+    assert kill.figures["recovery_s"] == 0.9 and kill.figures["figures_version"] == 2
+    assert (quiet.environment, kill.environment) == ("sandbox", "unknown")
+    with Store.open(store_url) as store:  # once: a second open changes nothing
+        assert store.get_run("slow") == slow
+        assert [r.run_id for r in store.list_runs(environment="unknown")] == ["kill"]
+
+
 def make_version_2(store_url: str) -> None:
     Store.open(store_url).close()
     engine = sa.create_engine(resolve_store_url(store_url))
     with engine.begin() as conn:
+        drop_version_4_columns(conn)
         conn.execute(sa.text("ALTER TABLE windows DROP COLUMN claim_holder"))
         conn.execute(sa.text("ALTER TABLE windows DROP COLUMN claim_expires_utc"))
         conn.execute(sa.text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))

@@ -8,7 +8,6 @@ from typing import Any
 
 from gameday.model import CriterionResult, Verdict
 
-
 # Figures only the target can give (its own observation of the cell; see targets.base).
 TARGET_FIGURES = frozenset({"restore_s", "failover_s", "scale_out_s", "replica_crashes",
                             "target_restored_s"})

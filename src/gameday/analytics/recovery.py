@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from gameday.model import Sample
 from gameday.model.figures import FIGURES_VERSION, Impact
@@ -124,7 +125,7 @@ def sample_weights(samples: Sequence[Sample], period_s: float) -> list[float]:
     one probe period on a side. The sampler probes faster around injection, so a count of
     failed probes would over-weigh those seconds; a time weight does not."""
     times = [s.t for s in samples]
-    gaps = [min(period_s, b - a) for a, b in zip(times, times[1:], strict=False)]
+    gaps = [min(period_s, b - a) for a, b in pairwise(times)]
     if not gaps:
         return [period_s] * len(times)
     # At either end the missing neighbour is taken to be as far as the known one.

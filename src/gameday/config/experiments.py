@@ -93,8 +93,9 @@ class GamedayExtensionModel(_Strict):
     stability_window_s: float = _ranged("stability_window_s", 10.0)
     error_window_s: float = Field(default=1.0, gt=0, le=60)
     # The error rate is taken over this span from injection, like an alert's rate window, so it
-    # does not change with the stability window; the run samples at least that long.
-    error_span_s: float = _ranged("error_span_s", 30.0)
+    # does not change with the stability window; the run samples at least that long. 15 s holds
+    # an instantaneous fault's impact and a 10 s sustained fault with 5 s of its recovery.
+    error_span_s: float = _ranged("error_span_s", 15.0)
     # The rate from just before injection to a few seconds after it, and around the fault's
     # end: a 10 Hz timeline misses a killed replica that the balancer takes out within 90 ms.
     burst_hz: float = _ranged("burst_hz", 50.0)

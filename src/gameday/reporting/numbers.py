@@ -7,12 +7,21 @@ from typing import Any
 
 NO_VALUE = "\u2013"  # an en dash: a figure that does not exist (no impact, no failover)
 TIMES = "\u00d7"
+MINUS = "\u2212"  # a difference below zero: never an ASCII hyphen, which Markdown can read as a list
+# Words for a figure that has no number: a report never writes "no impact" as 0 s.
+NO_IMPACT = "no impact seen"
+NOT_MEASURED = "not measured"
+NOT_RECOVERED = "not recovered"
 
 
 def fmt(value: Any, unit: str = "") -> str:
     """How a number reads in every report (the same for HTML and Markdown)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return NO_VALUE
+    if unit == "+s":  # a signed difference of seconds
+        v = float(value)
+        shown = fmt(abs(v), "s")
+        return ("+" if v >= 0 or shown == fmt(0.0, "s") else MINUS) + shown
     if unit == "s":
         v = float(value)
         if v < 10:

@@ -1,0 +1,151 @@
+"""The runner's timeline against an independent client: `gameday run` on a real sandbox cell,
+with a plain 50 Hz client beside it that knows nothing of gameday.
+
+A pod kill's impact lasts 50-90 ms (until the balancer takes the replica out): the runner must
+see it whenever the plain client did. Under 800 ms of database latency the runner's own probes
+must not become the load that breaks the cell, and their own client timeouts are not errors of
+the cell: the verdict is the same in every trial.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from gameday.store import Store
+from helpers import ROOT, Sandbox, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENTS = ROOT / "experiments" / "local"
+POD_KILL_TRIALS = 10
+LATENCY_TRIALS = 3
+
+
+class PlainClient:
+    """POST /payments at 50 Hz, a fresh connection each, one thread: a failure is any answer
+    but 201 or no answer within 2 s."""
+
+    def __init__(self, url: str, hz: float = 50.0) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
+        self.period = 1 / hz
+        self.failures: list[tuple[float, str]] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PlainClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        tick = time.monotonic()
+        while not self._stop.is_set():
+            self.sent += 1
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
+            try:
+                conn.request("POST", "/payments", json.dumps({"amount_cents": 1}),
+                             {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                if response.status != 201:
+                    self.failures.append((time.monotonic(), str(response.status)))
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append((time.monotonic(), type(exc).__name__))
+            finally:
+                conn.close()
+            tick += self.period
+            self._stop.wait(max(0.0, tick - time.monotonic()))
+
+
+def experiment(tmp_path: Path, kind: str, pause_s: float, **arguments: Any) -> Path:
+    doc = yaml.safe_load((EXPERIMENTS / f"{kind}.yaml").read_text())
+    doc["method"][0]["provider"].setdefault("arguments", {}).update(arguments)
+    doc["method"][0]["pauses"] = {"after": pause_s}
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    box = Sandbox(tmp_path_factory.mktemp("trust-sandbox"))
+    # No autoscaler: a trial must not start against a cell another trial scaled.
+    box.cli("sandbox", "up", "--quiet", "--no-autoscale", check=True)
+    yield box
+    box.cli("sandbox", "down")
+
+
+def run(box: Sandbox, work: Path, path: Path, *extra: str) -> dict[str, Any]:
+    cells = work / "cells.yaml"
+    cells.write_text(yaml.safe_dump({"schema_version": 1, "cells": [{
+        "name": "cell-1", "target": "local",
+        "local": {"state_dir": str(box.state_dir), "sandbox_cell": "cell-1"}}]}))
+    result = run_cli("run", str(path), "--cell", "cell-1", "--cells-file", str(cells),
+                     "--store", f"sqlite:///{work / 'gameday.db'}", "--json", *extra,
+                     timeout=240)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def whole(box: Sandbox) -> None:
+    wait_for(lambda: all(r["ready"] for r in box.cell()["replicas"]), 30, "every replica ready")
+
+
+def test_the_runner_sees_a_pod_kill_whenever_a_plain_50_hz_client_does(
+        cell: Sandbox, tmp_path: Path) -> None:
+    path = experiment(tmp_path, "pod-kill", pause_s=0.5)
+    url = cell.cell()["url"]
+    tally: list[tuple[bool, bool]] = []  # (plain client saw a failure, runner saw impact)
+    for _ in range(POD_KILL_TRIALS):
+        whole(cell)
+        with PlainClient(url) as client:
+            out = run(cell, tmp_path, path, "--baseline", "1", "--stability-window", "1",
+                      "--error-span", "2")
+        assert client.sent > 100
+        tally.append((bool(client.failures), out["impact"] == "seen"))
+    plain, runner = sum(p for p, _ in tally), sum(r for _, r in tally)
+    print(f"pod kill, {POD_KILL_TRIALS} trials: the plain 50 Hz client saw a failure in {plain}, "
+          f"the runner saw impact in {runner}")
+    missed = [i for i, (p, r) in enumerate(tally) if p and not r]
+    assert not missed, f"trials {missed}: the plain client saw a failure the runner missed"
+
+
+def test_under_800_ms_of_latency_the_verdict_holds_and_probe_timeouts_are_not_errors(
+        cell: Sandbox, tmp_path: Path) -> None:
+    path = experiment(tmp_path, "latency", pause_s=3.5, latency_ms=800, duration_s=3)
+    url = cell.cell()["url"]
+    outcomes = []
+    for _ in range(LATENCY_TRIALS):
+        whole(cell)
+        with PlainClient(url, hz=10) as client:
+            out = run(cell, tmp_path, path, "--baseline", "1", "--stability-window", "1",
+                      "--error-span", "6")
+        with Store.open(f"sqlite:///{tmp_path / 'gameday.db'}") as store:
+            samples = store.samples(out["run_id"])
+            stored = store.get_run(out["run_id"])
+        assert stored is not None
+        # Nothing of ours queued up to the point of 503s, and the plain client saw no errors.
+        assert not [s for s in samples if s.status == 503], "the probes overloaded the cell"
+        assert not client.failures, client.failures[:5]
+        # Every failed probe is the probe's own timeout, counted apart from the cell's errors.
+        failed = [s for s in samples if not s.ok]
+        assert all(s.timed_out for s in failed)
+        assert stored.figures["probe_timeouts"] == sum(1 for s in samples if s.timed_out)
+        assert out["error_rate"] == 0.0
+        outcomes.append((out["verdict"], out["impact"]))
+    print(f"latency 800 ms, {LATENCY_TRIALS} trials: {outcomes}")
+    assert len(set(outcomes)) == 1, outcomes
