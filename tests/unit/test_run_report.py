@@ -264,7 +264,7 @@ def test_the_runner_and_the_target_are_side_by_side_and_a_disagreement_shows() -
     context, html, markdown = build(later)
     assert context["target_view"]["rows"][0]["difference_s"] < 0
     assert "| cause of user impact gone | 0.20 s | 0.90 s | \u22120.70 s |" in markdown
-    assert "BEFORE the target says" in html and "BEFORE the target says" in markdown
+    assert "before the target says" in html and "before the target says" in markdown
     # No impact seen while the target saw a cause: both stated, no difference invented.
     context, html, markdown = build(record(target_restored_s=0.05))
     assert "| cause of user impact gone | no impact seen | 0.05 s | \u2013 |" in markdown

@@ -397,15 +397,19 @@ def _target_view(record: RunRecord, f: dict[str, Any], events: Sequence[RunEvent
         if f["impact"] == "seen" else NOT_MEASURED
     target = f["target_restored_s"]
     difference = None if runner is None or target is None else runner - float(target)
+    # Closer than one probe period at the burst rate, the two cannot be told apart.
+    floor_ms = f.get("detection_floor_ms")
+    resolution = float(floor_ms) / 1000 if isinstance(floor_ms, (int, float)) else 0.0005
     if difference is not None:
-        if abs(difference) < 0.0005:
-            agreement = "The probes and the target agree."
+        if abs(difference) <= resolution:
+            agreement = "The probes and the target agree, within the probes' resolution " \
+                        f"({fmt(resolution, 's')})."
         elif difference > 0:
             agreement = f"The probes saw the cell back {fmt(difference, 's')} after the target " \
                         "says the cause was gone (the stability check and the probe period " \
                         "account for part of it)."
         else:
-            agreement = f"The probes saw the cell back {fmt(-difference, 's')} BEFORE the " \
+            agreement = f"The probes saw the cell back {fmt(-difference, 's')} before the " \
                         "target says the cause was gone: users were not affected for the last " \
                         "part of it."
     elif target is not None and f["impact"] == "none":
