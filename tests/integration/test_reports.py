@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,38 +233,6 @@ def test_bad_report_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert where in result.stderr and "expected" in result.stderr and "fix:" in result.stderr
         assert not out.exists()
-
-
-def test_pdf_is_written_and_its_absence_is_a_clear_error(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'gameday.db'}"
-    with Store.open(url) as store:
-        store.create_run(make_run("r-1", datetime.now(UTC) - timedelta(hours=1)))
-    # Without WeasyPrint (hidden from the import system): exit 2, nothing written.
-    out = tmp_path / "nopdf"
-    hide = ("import sys; sys.modules['weasyprint'] = None; from gameday.cli.main import main; "
-            "sys.argv = ['gameday'] + sys.argv[1:]; main()")
-    result = subprocess.run([sys.executable, "-c", hide, "report", "run", "r-1", "--store", url,
-                             "--out", str(out), "--pdf"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert "--pdf" in result.stderr and "gameday-runner[pdf]" in result.stderr
-    assert not out.exists()
-    if not _weasyprint_works():
-        if os.environ.get("CI"):
-            pytest.fail("WeasyPrint (a dev dependency) cannot render here; `make browser` "
-                        "installs Pango")
-        pytest.skip("WeasyPrint cannot render here (Pango missing): run `make browser` as root")
-    out = tmp_path / "pdf"
-    result = report("run", "r-1", "--store", url, "--out", str(out), "--pdf")
-    assert result.returncode == 0, result.stderr
-    pdf = (out / "report.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF-") and len(pdf) > 5000
-
-
-def _weasyprint_works() -> bool:
-    from gameday.reporting.render import pdf_available
-
-    return pdf_available()
 
 
 def browser() -> str | None:

@@ -9,8 +9,9 @@ import pytest
 from gameday.analytics.timeline import Bucket
 from gameday.reporting.charts import (
     SVG_NS,
+    _diverging,
     _nice_ticks,
-    _sequential,
+    _rgb,
     _text_on,
     heatmap_svg,
     line_chart_svg,
@@ -93,11 +94,29 @@ def test_nice_ticks(low, high, target, expected):
     assert round(mantissa, 6) in (1, 2, 5)
 
 
-def test_sequential_scale_and_contrast():
-    assert _sequential(0.0) == "#00204D" and _sequential(1.0) == "#FFEA46"
-    assert _sequential(-3) == _sequential(0) and _sequential(7) == _sequential(1)
-    assert _text_on(_sequential(0.0)) == "#FFFFFF"
-    assert _text_on(_sequential(1.0)) == "#000000"
+def _hue(colour: str) -> tuple[float, float]:
+    """(hue in degrees, saturation) of a #RRGGBB colour."""
+    import colorsys
+
+    r, g, b = (c / 255 for c in _rgb(colour))
+    h, _, sat = colorsys.rgb_to_hls(r, g, b)
+    return h * 360, sat
+
+
+def test_pass_rate_scale_is_blue_when_good_orange_when_bad_never_yellow():
+    assert _diverging(-3) == _diverging(0) and _diverging(7) == _diverging(1)
+    for good in (1.0, 0.97, 0.95):
+        hue, sat = _hue(_diverging(good))
+        assert 190 <= hue <= 230 and sat > 0.3, (good, _diverging(good))  # blue
+    for bad in (0.0, 0.25, 0.5):
+        hue, sat = _hue(_diverging(bad))
+        assert 20 <= hue <= 40 and sat > 0.5, (bad, _diverging(bad))  # orange, not yellow (50-65)
+    for step in range(11):  # nowhere on the scale a saturated yellow
+        hue, sat = _hue(_diverging(step / 10))
+        assert not (45 <= hue <= 70 and sat > 0.3), (step, _diverging(step / 10))
+    assert _text_on(_diverging(0.0)) == "#FFFFFF"
+    assert _text_on(_diverging(1.0)) == "#FFFFFF"
+    assert _text_on(_diverging(0.75)) == "#000000"
 
 
 # --- timeline ---------------------------------------------------------------------------------
@@ -268,7 +287,7 @@ def cells_of(root: ET.Element) -> dict[str, tuple[str, list[str]]]:
     """Tooltip -> (fill, texts) for every cell."""
     out = {}
     for g in root.iter(f"{{{SVG_NS}}}g"):
-        if g.get("class") == "gd-cell":
+        if g.get("class", "").startswith("gd-cell"):
             rect = g.find("s:rect", NS)
             out[g.find("s:title", NS).text] = (rect.get("fill"), texts(g))
     return out
@@ -284,23 +303,23 @@ def test_heatmap_values_counts_and_no_runs():
     cells = cells_of(root)
     assert cells["eu-1 \u00d7 pod-kill: 75% (n=4)"][1] == ["75%", "n=4"]
     fill, shown = cells["eu-1 \u00d7 latency: 100% (n=2)"]
-    assert shown == ["100%", "n=2"] and fill == "#FFEA46"
-    assert cells["us-2 \u00d7 pod-kill: 0% (n=3)"][0] == "#00204D"
-    fill, shown = cells["us-2 \u00d7 latency: no runs"]
-    assert fill == "#FFFFFF" and shown == ["\u2013", "no runs"]
+    assert shown == ["100%", "n=2"] and fill == "#2166AC"
+    assert cells["us-2 \u00d7 pod-kill: 0% (n=3)"][0] == "#B35806"
+    fill, shown = cells["us-2 \u00d7 latency: untested"]
+    assert fill.startswith("url(#gd-untested-") and shown == ["untested"]
     # text colour follows the background: white on dark, black on light
     inks = {g.find("s:title", NS).text: g.find("s:text", NS).get("fill")
-            for g in root.iter(f"{{{SVG_NS}}}g") if g.get("class") == "gd-cell"}
+            for g in root.iter(f"{{{SVG_NS}}}g") if g.get("class", "").startswith("gd-cell")}
     assert inks["us-2 \u00d7 pod-kill: 0% (n=3)"] == "#FFFFFF"
-    assert inks["eu-1 \u00d7 latency: 100% (n=2)"] == "#000000"
+    assert inks["eu-1 \u00d7 pod-kill: 75% (n=4)"] == "#000000"
     legend = texts(root, "gd-legend")
-    assert "0%" in legend and "100%" in legend
+    assert "0% worse" in legend and "better 100%" in legend and "untested" in legend
 
 
 def test_heatmap_value_format_and_missing_keys():
     root = parse(heatmap_svg(["a"], ["k1", "k2"], {("a", "k1"): 0.123}, title="t", value_format="{:.2f}"))
     values = texts(root, "gd-value")
-    assert values == ["0.12", "\u2013"]
+    assert values == ["0.12", "untested"]
     assert "n=" not in " ".join(texts(root))
 
 
@@ -324,9 +343,149 @@ def test_heatmap_edge_cases(rows, columns):
     root = parse(svg)
     assert_self_contained(svg)
     if rows and columns:
-        assert texts(root, "gd-value") == ["\u2013"]
+        assert texts(root, "gd-value") == ["untested"]
     else:
         assert "no data" in texts(root)
+
+
+def test_heatmap_writes_every_value_flags_untested_and_marks_excluded():
+    rows, columns = ["cell-1", "cell-2"], KINDS
+    values = {("cell-1", k): 1.0 for k in KINDS} | {("cell-2", "pod-kill"): 0.5,
+                                                    ("cell-2", "latency"): 0.96}
+    marks = {("cell-2", "db-failover"): "excluded", ("cell-2", "latency"): "excluded"}
+    svg = heatmap_svg(rows, columns, values, title="Pass rate", marks=marks,
+                      counts={key: 2 for key in values})
+    root = parse(svg)
+    assert_self_contained(svg)
+    cells = cells_of(root)
+    assert len(cells) == 8
+    for tooltip, (_, shown) in cells.items():
+        assert shown and shown[0], tooltip  # never blank
+    assert cells["cell-1 \u00d7 db-failover: 100% (n=2)"][1] == ["100%", "n=2"]
+    assert cells["cell-2 \u00d7 pod-kill: 50% (n=2)"][1] == ["50%", "n=2"]
+    fill, shown = cells["cell-2 \u00d7 cpu-stress: untested"]
+    assert shown == ["untested"] and fill.startswith("url(#gd-untested-")
+    fill, shown = cells["cell-2 \u00d7 db-failover: excluded"]
+    assert shown == ["excluded"] and fill.startswith("url(#gd-marked-")
+    fill, shown = cells["cell-2 \u00d7 latency: 96% (n=2), excluded"]  # a value and a mark
+    assert shown == ["96%", "excluded"] and fill.startswith("#")
+    # each pattern a fill points at is defined in the chart
+    ids = {pattern.get("id") for pattern in root.iter(f"{{{SVG_NS}}}pattern")}
+    assert {fill[5:-1] for fill, _ in cells.values() if fill.startswith("url(")} <= ids
+    legend = texts(root, "gd-legend")
+    assert "untested" in legend and "excluded" in legend
+    assert "1 cells untested, 2 marked (excluded)" in root.find("s:desc", NS).text
+    # 100 % is the scale's blue, not yellow
+    assert cells["cell-1 \u00d7 pod-kill: 100% (n=2)"][0] == _diverging(1.0) == "#2166AC"
+
+
+def _latency_axis(root: ET.Element) -> tuple[float, float, float, float]:
+    """(top tick value, its y, zero's y) of the latency panel, from its tick labels."""
+    ticks = [t for t in root.iter(f"{{{SVG_NS}}}text") if t.get("class") == "gd-tick"
+             and t.get("text-anchor") == "end"]
+    # the first panel's ticks are 0..100 %, then the latency panel's
+    latency = ticks[6:]
+    values = [float("".join(t.itertext())) for t in latency]
+    ys = [float(t.get("y")) - 4 for t in latency]
+    return values[0], ys[0], values[-1], ys[-1]
+
+
+def _flat(n: int, p95: float) -> list[Bucket]:
+    return [Bucket(k, k + 1, 10, 10, 1.0, p95 + k % 2, p95 + 2) for k in range(n)]
+
+
+def test_latency_axis_follows_the_data_and_the_tolerance_is_a_line_at_its_value():
+    root = parse(timeline_svg(_flat(20, 5.0), fault=None, markers=[], tolerance_ms=12.0))
+    low, y_low, high, y_high = _latency_axis(root)
+    assert low == 0 and 12 <= high <= 20  # scaled to 6 ms of data and the 12 ms tolerance
+    line = next(e for e in root.iter() if e.get("class") == "gd-tolerance")
+    expected = y_low + (y_high - y_low) * 12.0 / high
+    assert float(line.get("y1")) == pytest.approx(expected, abs=0.2) == float(line.get("y2"))
+    assert "tolerance 12 ms" in texts(root, "gd-tolerance-label")
+    # 5 ms of data under a 250 ms tolerance: the axis stays on the data, the tolerance is noted
+    root = parse(timeline_svg(_flat(20, 5.0), fault=None, markers=[], tolerance_ms=250.0))
+    low, _, high, _ = _latency_axis(root)
+    assert high <= 10
+    assert not [e for e in root.iter() if e.get("class") == "gd-tolerance"]
+    note = texts(root, "gd-tolerance-label gd-off-scale")
+    assert note == ["\u2191 tolerance 250 ms, above this scale"]
+    # 300 ms of data: the axis reaches it
+    root = parse(timeline_svg(_flat(20, 300.0), fault=None, markers=[], tolerance_ms=250.0))
+    assert 300 <= _latency_axis(root)[2] <= 400
+
+
+def _label_boxes(root: ET.Element, cls: str) -> list[tuple[float, float, float]]:
+    """(y, left, right) of each label, from its anchor and an estimate of its width."""
+    out = []
+    for t in root.iter(f"{{{SVG_NS}}}text"):
+        if t.get("class") != cls:
+            continue
+        x, y, size = float(t.get("x")), float(t.get("y")), float(t.get("font-size"))
+        w = len("".join(t.itertext())) * size * 0.6
+        out.append((y, x - w, x) if t.get("text-anchor") == "end" else (y, x, x + w))
+    return out
+
+
+def test_target_events_are_labelled_markers_that_do_not_overlap():
+    events = [(10.2, "replica_exit"), (10.3, "lb endpoint removed"), (10.5, "fault injected"),
+              (11.0, "replica ready"), (11.1, "lb endpoint added"), (28.9, "toxic removed"),
+              (-4.0, "before the run"), (math.nan, "never")]
+    svg = timeline_svg(buckets(), fault=(10.0, 14.0), markers=MARKERS, events=events,
+                       tolerance_ms=150.0, title="Run")
+    root = parse(svg)
+    assert_self_contained(svg)
+    labels = texts(root, "gd-event-label")
+    assert sorted(labels) == sorted(label for t, label in events[:6])
+    lines = [e for e in root.iter() if e.get("class") == "gd-event"]
+    assert len(lines) == 6
+    xs = sorted(float(e.get("x1")) for e in lines)
+    assert xs == sorted(xs) and xs[0] < xs[-1]
+    boxes = _label_boxes(root, "gd-event-label")
+    assert len({y for y, _, _ in boxes}) >= 3  # close events: staggered over rows
+    for i, (y1, l1, r1) in enumerate(boxes):
+        for y2, l2, r2 in boxes[i + 1:]:
+            assert y1 != y2 or r1 <= l2 or r2 <= l1, "two event labels overlap"
+    # event labels sit below the chart, marker labels above: they never collide
+    bottom = max(float(e.get("y2")) for e in lines)
+    assert all(y > bottom for y, _, _ in boxes)
+    top = min(float(e.get("y1")) for e in lines)
+    assert all(y < top for y, _, _ in _label_boxes(root, "gd-marker-label"))
+    assert "target events: replica_exit at 10.2 s" in root.find("s:desc", NS).text
+    # the chart grows to hold the rows
+    plain = parse(timeline_svg(buckets(), fault=(10.0, 14.0), markers=MARKERS))
+    assert float(root.get("viewBox").split()[3]) > float(plain.get("viewBox").split()[3])
+
+
+def test_halo_labels_paint_their_outline_under_the_text():
+    svg = timeline_svg(buckets(), fault=(10.0, 14.0), markers=MARKERS, events=[(11.0, "ready")],
+                       tolerance_ms=150.0)
+    haloed = [t for t in parse(svg).iter(f"{{{SVG_NS}}}text") if t.get("stroke")]
+    assert haloed
+    assert all(t.get("paint-order") == "stroke" for t in haloed)
+
+
+def test_line_chart_draws_the_target_line_inside_the_range():
+    svg = line_chart_svg(["w1", "w2", "w3"], [("all cells", [2.0, 3.0, 1.0])], y_label="MTTR (s)",
+                         title="MTTR", target=(30.0, "target 30 s"))
+    root = parse(svg)
+    assert_self_contained(svg)
+    line = next(e for e in root.iter() if e.get("class") == "gd-target")
+    assert line.get("stroke-dasharray") and line.get("y1") == line.get("y2")
+    assert texts(root, "gd-target-label") == ["target 30 s"]
+    ticks = [float(t) for t in texts(root, "gd-tick") if t.replace(".", "").isdigit()]
+    assert max(ticks) >= 30  # the range reaches the target
+    zero = next(float(t.get("y")) - 4 for t in root.iter(f"{{{SVG_NS}}}text")
+                if t.get("class") == "gd-tick" and "".join(t.itertext()) == "0")
+    top_tick = max(ticks)
+    top_y = next(float(t.get("y")) - 4 for t in root.iter(f"{{{SVG_NS}}}text")
+                 if t.get("class") == "gd-tick" and t.get("text-anchor") == "end"
+                 and float("".join(t.itertext())) == top_tick)
+    assert float(line.get("y1")) == pytest.approx(zero + (top_y - zero) * 30 / top_tick, abs=0.2)
+    assert "target 30 s at 30" in root.find("s:desc", NS).text
+    # no target, or a target that is not a number: no line
+    for target in (None, (math.nan, "x")):
+        root = parse(line_chart_svg(["w1"], [("a", [1.0])], y_label="s", title="t", target=target))
+        assert not [e for e in root.iter() if e.get("class") == "gd-target"]
 
 
 # --- all charts -------------------------------------------------------------------------------

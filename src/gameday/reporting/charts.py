@@ -3,8 +3,10 @@
 Nothing is fetched and nothing runs: no script, no external font, style sheet or image; the
 only URL is the SVG namespace. Charts are drawn on white and print well: meaning never rests
 on a background colour alone. Series use the Okabe-Ito palette and are told apart by marker
-shape and dash pattern as well; the heat map uses a cividis scale and writes every value in
-its cell. Every text that comes from outside is XML-escaped (``_esc``), through ``_text``.
+shape and dash pattern as well; the heat map uses a diverging orange (bad) to blue (good) scale,
+writes every value in its cell and hatches the cells without one ("untested", or a mark such as
+"excluded"). Label halos are painted under the text (``paint-order="stroke"``). Every text
+that comes from outside is XML-escaped (``_esc``), through ``_text``.
 
 Sizes are in viewBox units with ``width="100%"``, so the charts scale with the page; class
 names start with ``gd-`` for the report's style sheet.
@@ -30,8 +32,13 @@ SERIES_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E0
 SHAPES = ("circle", "square", "triangle", "diamond", "triangle-down", "plus", "cross")
 SERIES_DASHES = ("", "7 3", "2 2")
 MARKER_DASHES = ("", "7 3", "2 3", "9 3 2 3", "1 3", "12 4 4 4")
-# cividis (viridisLite::cividis(5)): sequential, colour-blind safe, dark blue to yellow.
-CIVIDIS = ((0.0, "#00204D"), (0.25, "#414D6B"), (0.5, "#7C7B78"), (0.75, "#BCAF6F"), (1.0, "#FFEA46"))
+# A diverging, colour-blind-safe scale for "higher is better" ratios (pass rate): orange (bad,
+# ColorBrewer PuOr's orange arm) through a neutral near-white to blue (good, ColorBrewer RdBu's
+# blue arm). Good is blue, never yellow; the neutral sits at 75 %, so anything short of the
+# seed's 95 % target leans pale or orange.
+DIVERGING = ((0.0, "#B35806"), (0.5, "#F1A340"), (0.75, "#F7F7F7"), (0.9, "#92C5DE"),
+             (1.0, "#2166AC"))
+UNTESTED_FILL = "#F2F2F2"
 INK = "#222222"
 MUTED = "#555555"
 GRID = "#DDDDDD"
@@ -171,15 +178,15 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def _sequential(value: float) -> str:
-    """The cividis colour for a value in 0..1 (clamped), interpolated between stops."""
+def _diverging(value: float) -> str:
+    """The scale's colour for a value in 0..1 (clamped), interpolated between stops."""
     v = min(1.0, max(0.0, value))
-    for (p0, c0), (p1, c1) in itertools.pairwise(CIVIDIS):
+    for (p0, c0), (p1, c1) in itertools.pairwise(DIVERGING):
         if v <= p1:
             f = (v - p0) / (p1 - p0)
             mixed = (round(a + (b - a) * f) for a, b in zip(_rgb(c0), _rgb(c1), strict=True))
             return "#" + "".join(f"{c:02X}" for c in mixed)
-    return CIVIDIS[-1][1]
+    return DIVERGING[-1][1]
 
 
 def _luminance(colour: str) -> float:
@@ -277,15 +284,41 @@ def _polyline_d(runs: Sequence[Sequence[tuple[float, float]]]) -> str:
 
 # --- timeline ---------------------------------------------------------------------------------
 
+MAX_EVENTS = 40  # target events drawn on one timeline; the description counts the rest
+_ROW_H = 14.0
+
+
+def _label_extents(xs: _Linear, items: Sequence[tuple[float, str, int]], size: float,
+                   ) -> tuple[list[tuple[float, str, int, str, float]], list[tuple[float, float, float]]]:
+    """Each label beside its line (right of it, or left when it would leave the chart)."""
+    placed: list[tuple[float, str, int, str, float]] = []  # x, label, index, anchor, text x
+    extents: list[tuple[float, float, float]] = []
+    for t, label, index in items:
+        x = xs(t)
+        text = _clip(label, 40)
+        w = _width(text, size)
+        if x + 4 + w <= WIDTH - 4:
+            placed.append((x, text, index, "start", x + 4))
+            extents.append((x, x, x + 4 + w))
+        else:
+            placed.append((x, text, index, "end", x - 4))
+            extents.append((x, x - 4 - w, x))
+    return placed, extents
+
+
 def timeline_svg(buckets: Sequence[Bucket], *, fault: tuple[float, float] | None,
                  markers: Sequence[tuple[float, str]], tolerance_ms: float | None = None,
-                 title: str = "Timeline") -> str:
+                 events: Sequence[tuple[float, str]] = (), title: str = "Timeline") -> str:
     """A run's timeline: success ratio (top) and p95 latency (bottom) on one x axis of seconds.
 
-    The fault interval is hatched in both panels (a line when it has no length); markers are
-    vertical lines told apart by dash pattern, their labels staggered so they do not overlap.
-    Markers outside the timeline are skipped, a fault interval is clipped to it. None values
-    (empty buckets, buckets without a successful probe) break the lines.
+    The fault interval is hatched in both panels (a line when it has no length); markers (the
+    runner's: inject, first impact, recovered) are vertical lines told apart by dash pattern,
+    labelled above the chart; ``events`` (the target's own observations, t on the run's axis)
+    are dotted green lines labelled below it. Both sets of labels are staggered in rows so they
+    do not overlap. The latency axis is scaled to the data; the latency tolerance is a labelled
+    dashed line, or, when it is far above the data (it would flatten it), a note at the top of
+    the panel. Markers and events outside the timeline are skipped, a fault interval is clipped
+    to it. None values (empty buckets, buckets without a successful probe) break the lines.
     """
     shown = [b for b in buckets if _finite(b.t_start) is not None and _finite(b.t_end) is not None]
     if not shown:
@@ -303,38 +336,38 @@ def timeline_svg(buckets: Sequence[Bucket], *, fault: tuple[float, float] | None
     label_size = 11.0
     visible = sorted(((t, str(label), i) for i, (t, label) in enumerate(markers)
                       if _finite(t) is not None and x0 <= t <= x1), key=lambda m: (m[0], m[1], m[2]))
-    placed: list[tuple[float, str, int, str, float]] = []  # x, label, dash index, anchor, text x
-    extents: list[tuple[float, float, float]] = []
-    for t, label, index in visible:
-        x = xs(t)
-        text = _clip(label, 40)
-        w = _width(text, label_size)
-        if x + 4 + w <= WIDTH - 4:
-            placed.append((x, text, index, "start", x + 4))
-            extents.append((x, x, x + 4 + w))
-        else:
-            placed.append((x, text, index, "end", x - 4))
-            extents.append((x, x - 4 - w, x))
+    placed, extents = _label_extents(xs, visible, label_size)
     rows = _stagger(extents)
     row_count = max(rows, default=-1) + 1
+    # Target events: labelled below the x axis, rows growing downwards.
+    in_range = sorted(((t, str(label), i) for i, (t, label) in enumerate(events)
+                       if _finite(t) is not None and x0 <= t <= x1), key=lambda m: (m[0], m[1], m[2]))
+    drawn_events = in_range[:MAX_EVENTS]
+    event_placed, event_extents = _label_extents(xs, drawn_events, label_size)
+    event_rows = _stagger(event_extents)
+    event_row_count = max(event_rows, default=-1) + 1
 
-    top1 = 56.0 + row_count * 14
+    top1 = 56.0 + row_count * _ROW_H
     panel_h = 140.0
     top2 = top1 + panel_h + 40
     bottom = top2 + panel_h
-    height = bottom + 48
+    events_top = bottom + 62  # below the tick labels and the axis title
+    height = bottom + 48 + (event_row_count * _ROW_H + 22 if event_row_count else 0)
     panels = ((top1, "success"), (top2, "latency"))
 
     success = [None if (r := _finite(b.success_ratio)) is None else 100 * r for b in shown]
     latency = [_finite(b.p95_ms) for b in shown]
-    lat_max = max([v for v in latency if v is not None] + ([tolerance] if tolerance is not None else []),
-                  default=0.0)
+    data_max = max((v for v in latency if v is not None), default=0.0)
+    # The tolerance joins the scale only when that does not flatten the data (at most 2.5x its
+    # peak); otherwise the panel says where it is.
+    on_scale = tolerance is not None and (data_max <= 0 or tolerance <= 2.5 * data_max)
+    lat_max = max(data_max * 1.1, tolerance if on_scale and tolerance is not None else 0.0)
     y1_ticks = _nice_ticks(0, 100, 5)
     y2_ticks = _nice_ticks(0, lat_max if lat_max > 0 else 1.0, 4)
     ys1 = _Linear(0, 100, top1 + panel_h, top1)
     ys2 = _Linear(0, y2_ticks[-1], bottom, top2)
 
-    hatch = _uid("gd-hatch", title, shown, fault, markers, tolerance)
+    hatch = _uid("gd-hatch", title, shown, fault, markers, tolerance, events)
     body: list[str] = [
         "<defs>",
         f'<pattern id="{hatch}" patternUnits="userSpaceOnUse" width="7" height="7" '
@@ -427,11 +460,15 @@ def timeline_svg(buckets: Sequence[Bucket], *, fault: tuple[float, float] | None
     else:
         body.append(_text((left + WIDTH - right) / 2, top2 + panel_h / 2, "no successful probes",
                           cls="gd-empty", size=13, anchor="middle", fill=MUTED, halo=True))
-    if tolerance is not None:
+    if tolerance is not None and on_scale:
         y = ys2(tolerance)
         body.append(_line(left, y, WIDTH - right, y, cls="gd-tolerance", stroke=INK, width=1.2, dash="6 4"))
-        body.append(_text(WIDTH - right - 2, y - 4, f"tolerance {tolerance:.0f} ms", cls="gd-tolerance-label",
+        body.append(_text(WIDTH - right - 2, y - 4, f"tolerance {tolerance:g} ms", cls="gd-tolerance-label",
                           size=11, anchor="end", fill=INK, halo=True))
+    elif tolerance is not None:
+        body.append(_text(WIDTH - right - 2, top2 + 12,
+                          f"\u2191 tolerance {tolerance:g} ms, above this scale",
+                          cls="gd-tolerance-label gd-off-scale", size=11, anchor="end", fill=INK, halo=True))
 
     # Axes on top of the data.
     for top, _ in panels:
@@ -447,21 +484,42 @@ def timeline_svg(buckets: Sequence[Bucket], *, fault: tuple[float, float] | None
                           fill=INK, halo=True))
     marker_desc = [f"{label} at {t:.1f} s" for t, label, _ in visible]
 
+    # Target events: a dotted line through both panels down to the label's row below the axis.
+    if drawn_events:
+        body.append(_text(left, events_top - 8, "Target events", cls="gd-panel-title", size=12,
+                          weight="600"))
+    event_colour = SERIES_COLOURS[2]
+    for (x, text, _, anchor, text_x), row in zip(event_placed, event_rows, strict=True):
+        baseline = events_top + 12 + row * _ROW_H
+        body.append(_line(x, top1, x, bottom, cls="gd-event", stroke=event_colour, width=1.4, dash="2 2"))
+        body.append(_line(x, bottom, x, baseline - 9, cls="gd-event-lead", stroke=event_colour, width=0.8,
+                          dash="1 2"))
+        body.append(f'<circle class="gd-event-dot" cx="{_n(x)}" cy="{_n(baseline - 4)}" r="2.5" '
+                    f'fill="{event_colour}"/>')
+        body.append(_text(text_x, baseline, text, cls="gd-event-label", size=label_size, anchor=anchor,
+                          fill=INK, halo=True))
+    event_desc = [f"{label} at {t:.1f} s" for t, label, _ in drawn_events]
+    if len(in_range) > len(drawn_events):
+        event_desc.append(f"{len(in_range) - len(drawn_events)} more not drawn")
+
     width_s = shown[0].t_end - shown[0].t_start
     desc = (f"{title}: success ratio and p95 latency per {width_s:g} s bucket, from {x0:g} s to {x1:g} s; "
-            f"{fault_desc}; markers: {', '.join(marker_desc) or 'none'}"
-            + (f"; latency tolerance {tolerance:.0f} ms." if tolerance is not None else "."))
+            f"{fault_desc}; markers: {', '.join(marker_desc) or 'none'}; "
+            f"target events: {', '.join(event_desc) or 'none'}"
+            + (f"; latency tolerance {tolerance:g} ms" if tolerance is not None else "")
+            + ("" if on_scale or tolerance is None else ", above the latency scale") + ".")
     return _svg("timeline", WIDTH, height, title, desc, body)
 
 
 # --- line chart -------------------------------------------------------------------------------
 
 def line_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *,
-                   y_label: str, title: str) -> str:
+                   y_label: str, title: str, target: tuple[float, str] | None = None) -> str:
     """One line per series over categorical x (e.g. ISO weeks); None (or a missing value) is a gap.
 
     Series differ by colour, marker shape and dash pattern; x labels are rotated and thinned
-    when they would not fit; the legend wraps into columns.
+    when they would not fit; the legend wraps into columns. ``target`` (value, label) is a
+    dashed horizontal line with its label, inside the y range.
     """
     n = len(categories)
     if n == 0 or not series:
@@ -469,8 +527,10 @@ def line_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequen
     data = [(name, [_finite(v) for v in list(values)[:n]] + [None] * max(0, n - len(values)))
             for name, values in series]
     everything = [v for _, values in data for v in values if v is not None]
-    low = min([0.0, *everything])
-    high = max(everything, default=1.0)
+    goal = _finite(target[0]) if target is not None else None
+    bounds = everything + ([goal] if goal is not None else [])
+    low = min([0.0, *bounds])
+    high = max(bounds, default=1.0)
     ticks = _nice_ticks(low, high if high > low else low + 1, 5)
 
     left, right, top, plot_h = 72.0, 24.0, 48.0, 280.0
@@ -513,6 +573,12 @@ def line_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequen
     body.append(_text(18, top + plot_h / 2, _clip(y_label, 50), cls="gd-axis-title", size=12,
                       anchor="middle", fill=MUTED, rotate=-90))
 
+    if goal is not None and target is not None:
+        y = ys(goal)
+        body.append(_line(left, y, WIDTH - right, y, cls="gd-target", stroke=INK, width=1.4, dash="8 4"))
+        body.append(_text(WIDTH - right - 2, y - 5, _clip(str(target[1]), 60), cls="gd-target-label",
+                          size=11, anchor="end", fill=INK, halo=True))
+
     stroke_w = 1.8 if len(data) <= 8 else 1.3
     for i, (name, values) in enumerate(data):
         colour, shape, dash = _style(i)
@@ -542,7 +608,8 @@ def line_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequen
     height = legend_top + math.ceil(len(names) / columns) * 18 + 8
 
     desc = (f"{title}: {len(data)} series over {n} categories from {categories[0]} to {categories[-1]}; "
-            f"y axis: {y_label}; gaps where there is no value.")
+            f"y axis: {y_label}; gaps where there is no value"
+            + (f"; {target[1]} at {goal:g}." if goal is not None and target is not None else "."))
     return _svg("line", WIDTH, height, title, desc, body)
 
 
@@ -553,23 +620,36 @@ def _style(index: int) -> tuple[str, str, str]:
 
 # --- heat map ---------------------------------------------------------------------------------
 
+def _hatch(pattern_id: str, ink: str, *, cross: bool = False) -> str:
+    """A diagonal hatch (crossed for marked cells) on a light grey: "not a value", in any print."""
+    lines = f'<line x1="0" y1="0" x2="0" y2="8" stroke="{ink}" stroke-width="1.2"/>'
+    if cross:
+        lines += f'<line x1="0" y1="4" x2="8" y2="4" stroke="{ink}" stroke-width="1.2"/>'
+    return (f'<pattern id="{pattern_id}" patternUnits="userSpaceOnUse" width="8" height="8" '
+            f'patternTransform="rotate(45)"><rect width="8" height="8" fill="{UNTESTED_FILL}"/>'
+            f"{lines}</pattern>")
+
+
 def heatmap_svg(rows: Sequence[str], columns: Sequence[str], values: Mapping[tuple[str, str], float | None],
                 *, title: str, value_format: str = "{:.0%}",
-                counts: Mapping[tuple[str, str], int] | None = None) -> str:
+                counts: Mapping[tuple[str, str], int] | None = None,
+                marks: Mapping[tuple[str, str], str] | None = None) -> str:
     """Rows x columns of values in 0..1 (e.g. pass rate per cell and kind), each written in its cell.
 
-    Colour from the cividis scale (values clamped to 0..1 for the colour only), text black or
-    white for contrast; a cell without a value is white with an en dash and "no runs". With counts,
-    "n=3" under the value.
+    Colour from a diverging orange (low, bad) to blue (high, good) scale (values clamped to 0..1
+    for the colour only), text black or white for contrast. A cell without a value is hatched and
+    says "untested"; a cell in ``marks`` (e.g. "excluded") is cross-hatched and says its mark
+    (under its value, when it has one). With counts, "n=3" under the value.
     """
     if not rows or not columns:
         return _empty_svg("heatmap", title, "no data")
+    marks = marks or {}
     label_size = 11.0
     row_labels = [_clip(str(r), 30) for r in rows]
     column_labels = [_clip(str(c), 24) for c in columns]
     left = 16 + min(220.0, max(_width(text, 12) for text in row_labels) + 10)
-    cell_w = min(140.0, max(52.0, (WIDTH - left - 24) / len(columns)))
-    cell_h = 36.0
+    cell_w = min(140.0, max(64.0, (WIDTH - left - 24) / len(columns)))
+    cell_h = 38.0
     widest = max(_width(text, label_size) for text in column_labels)
     rotated = widest + 8 > cell_w
     header_h = widest * math.sin(math.radians(45)) + 14 if rotated else 20.0
@@ -577,8 +657,11 @@ def heatmap_svg(rows: Sequence[str], columns: Sequence[str], values: Mapping[tup
     # At least as wide as the other charts, so text is the same size in all of a report's charts.
     width = max(WIDTH, left + len(columns) * cell_w + 24 + extra_right)
     top = 44 + header_h
+    untested_id = _uid("gd-untested", title, rows, columns)
+    marked_id = _uid("gd-marked", title, rows, columns)
 
-    body: list[str] = [_text(16, 26, title, cls="gd-title", size=15, weight="600")]
+    body: list[str] = ["<defs>", _hatch(untested_id, "#B0B0B0"), _hatch(marked_id, "#8A8A8A", cross=True),
+                       "</defs>", _text(16, 26, title, cls="gd-title", size=15, weight="600")]
     for j, text in enumerate(column_labels):
         x = left + (j + 0.5) * cell_w
         if rotated:
@@ -589,58 +672,69 @@ def heatmap_svg(rows: Sequence[str], columns: Sequence[str], values: Mapping[tup
         body.append(_text(left - 8, top + (i + 0.5) * cell_h + 4, text, cls="gd-row", size=12, anchor="end",
                           fill=INK))
 
-    empty_cells = 0
+    untested = marked = 0
+    mark_names: list[str] = []
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             x, y = left + j * cell_w, top + i * cell_h
             cx, cy = x + cell_w / 2, y + cell_h / 2
-            raw = values.get((row, column))
-            value = _finite(raw)
+            value = _finite(values.get((row, column)))
             count = counts.get((row, column)) if counts is not None else None
+            mark = marks.get((row, column))
+            mark = _clip(str(mark), 14) if mark else None
+            marked += bool(mark)
+            if mark and mark not in mark_names:
+                mark_names.append(mark)
             if value is None:
-                empty_cells += 1
-                shown, fill, ink = NO_VALUE, "#FFFFFF", MUTED
-                tooltip = f"{row} \u00d7 {column}: no runs"
+                shown = mark or "untested"
+                fill = f"url(#{marked_id if mark else untested_id})"
+                ink = INK
+                tooltip = f"{row} \u00d7 {column}: {shown}"
+                untested += not mark
             else:
                 shown = value_format.format(value)
-                fill = _sequential(value)
+                fill = _diverging(value)
                 ink = _text_on(fill)
-                tooltip = f"{row} \u00d7 {column}: {shown}" + ("" if count is None else f" (n={count})")
-            body.append('<g class="gd-cell">')
+                tooltip = (f"{row} \u00d7 {column}: {shown}" + ("" if count is None else f" (n={count})")
+                           + (f", {mark}" if mark else ""))
+            body.append(f'<g class="gd-cell{"" if value is not None else " gd-novalue"}">')
             body.append(f"<title>{_esc(tooltip)}</title>")
-            stroke = ' stroke="#BBBBBB" stroke-width="1"' if value is None else \
-                ' stroke="#FFFFFF" stroke-width="1.5"'
             body.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(cell_w)}" height="{_n(cell_h)}" '
-                        f'fill="{fill}"{stroke}/>')
+                        f'fill="{fill}" stroke="#FFFFFF" stroke-width="1.5"/>')
+            size = 13 if value is not None else 11
+            under = mark if value is not None and mark else (f"n={count}" if count is not None else None)
             if value is None:
-                body.append(_text(cx, cy + 1, shown, cls="gd-value", size=13, anchor="middle", fill=ink))
-                body.append(_text(cx, cy + 13, "no runs", cls="gd-count", size=9, anchor="middle", fill=ink))
-            elif count is not None:
-                body.append(_text(cx, cy + 1, shown, cls="gd-value", size=13, anchor="middle", fill=ink))
-                body.append(_text(cx, cy + 13, f"n={count}", cls="gd-count", size=9, anchor="middle",
-                                  fill=ink))
+                body.append(_text(cx, cy + 4, shown, cls="gd-value", size=size, anchor="middle",
+                                  fill=ink, weight="600", halo=True))
+            elif under is not None:
+                body.append(_text(cx, cy + 1, shown, cls="gd-value", size=size, anchor="middle", fill=ink))
+                body.append(_text(cx, cy + 13, under, cls="gd-count", size=9, anchor="middle", fill=ink))
             else:
-                body.append(_text(cx, cy + 5, shown, cls="gd-value", size=13, anchor="middle", fill=ink))
+                body.append(_text(cx, cy + 5, shown, cls="gd-value", size=size, anchor="middle", fill=ink))
             body.append("</g>")
 
-    # Legend: the scale in ten steps, its ends labelled, and the no-runs swatch.
+    # Legend: the scale in ten steps, its ends labelled with what they mean, then the swatches.
     legend_top = top + len(rows) * cell_h + 18
     step_w = 22.0
     for k in range(10):
-        colour = _sequential((k + 0.5) / 10)
+        colour = _diverging((k + 0.5) / 10)
         body.append(f'<rect class="gd-scale" x="{_n(left + k * step_w)}" y="{_n(legend_top)}" '
                     f'width="{_n(step_w)}" height="12" fill="{colour}"/>')
-    body.append(_text(left, legend_top + 26, value_format.format(0.0), cls="gd-legend", size=label_size,
-                      fill=INK))
-    body.append(_text(left + 10 * step_w, legend_top + 26, value_format.format(1.0), cls="gd-legend",
-                      size=label_size, anchor="end", fill=INK))
-    swatch_x = left + 10 * step_w + 30
-    body.append(f'<rect class="gd-scale" x="{_n(swatch_x)}" y="{_n(legend_top)}" width="{_n(step_w)}" '
-                'height="12" fill="#FFFFFF" stroke="#BBBBBB"/>')
-    body.append(_text(swatch_x + step_w + 6, legend_top + 10, f"{NO_VALUE} no runs", cls="gd-legend",
+    body.append(_text(left, legend_top + 26, f"{value_format.format(0.0)} worse", cls="gd-legend",
                       size=label_size, fill=INK))
+    body.append(_text(left + 10 * step_w, legend_top + 26, f"better {value_format.format(1.0)}",
+                      cls="gd-legend", size=label_size, anchor="end", fill=INK))
+    swatch_x = left + 10 * step_w + 30
+    swatches = [("untested", untested_id), *((name, marked_id) for name in mark_names)]
+    for name, pattern in swatches:
+        body.append(f'<rect class="gd-scale" x="{_n(swatch_x)}" y="{_n(legend_top)}" width="{_n(step_w)}" '
+                    f'height="12" fill="url(#{pattern})" stroke="#8A8A8A"/>')
+        body.append(_text(swatch_x + step_w + 6, legend_top + 10, name, cls="gd-legend", size=label_size,
+                          fill=INK))
+        swatch_x += step_w + 18 + _width(name, label_size)
     height = legend_top + 40
 
     desc = (f"{title}: {len(rows)} rows by {len(columns)} columns; each cell's value is written in it, "
-            f"darker is lower; {empty_cells} cells without runs.")
+            f"orange is lower (worse), blue is higher (better); {untested} cells untested"
+            + (f", {marked} marked ({', '.join(mark_names)})" if marked else "") + ".")
     return _svg("heatmap", width, height, title, desc, body)

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from dataclasses import dataclass
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from gameday.analytics.timeline import Bucket
-from gameday.errors import InputError
-from gameday.reporting import charts
+from gameday.errors import GamedayError, InputError
+from gameday.reporting import charts, links
+from gameday.reporting.context import REPORT_SCHEMA_VERSION
 from gameday.reporting.numbers import NO_VALUE, fmt
 
 HTML_TEMPLATES = {"run": "run.html.j2", "window": "window.html.j2",
@@ -27,7 +33,14 @@ HTML_TEMPLATES = {"run": "run.html.j2", "window": "window.html.j2",
 MD_TEMPLATES = {"run": "run.md.j2", "window": "window.md.j2", "resilience": "resilience.md.j2"}
 # Inline markup of CommonMark/GFM (emphasis, code, links, images, tables, strikethrough). Every
 # expression stands mid-line in our templates, so line-start markup (#, -, 1.) cannot form.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~])")
+# An underscore opens or closes emphasis only at a word's edge: cell_serves stays as it is.
+_MD_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+# What a Markdown renderer would take as raw HTML, an autolink or a character reference. Only a
+# text holding one of these is written with entities; plain words (a & b, p95 < 250 ms) stay plain.
+_MD_HTML_LIKE = re.compile(r"<[A-Za-z/!?]|&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
+# Block markup a value could start if a template ever printed it at the start of a line.
+_MD_LINE_START = re.compile(r"^(?:#{1,6}(?=\s|$)|>|[-+](?=\s|$)|=+$|-+$|\d+[.)](?=\s|$))")
 
 
 def _number_html(key: str, value: Any, unit: str = "") -> Markup:
@@ -42,13 +55,22 @@ def _number_md(key: str, value: Any, unit: str = "") -> str:
 
 
 def md_escape(value: Any) -> str:
-    """Text safe in Markdown, tables included: HTML entities, markup characters escaped,
-    one line."""
+    """Text safe in Markdown, tables included, that still reads as plain text: one line;
+    inline markup characters escaped only where they could form markup; HTML entities only for
+    a text that holds something a renderer would take as HTML (a tag, a reference)."""
     if value is None:
         return ""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = " ".join(text.split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = " ".join(str(value).split())
+    if _MD_HTML_LIKE.search(text):
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_EDGE_UNDERSCORE.sub(r"\\_", text)
+    return _MD_LINE_START.sub(_escape_line_start, text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    mark = match.group(0)
+    return mark[:-1] + "\\" + mark[-1] if mark[0].isdigit() else "\\" + mark
 
 
 def _md_finalize(value: Any) -> Any:
@@ -76,6 +98,45 @@ _HTML = _environment(markdown=False)
 _MD = _environment(markdown=True)
 
 
+def _timeline_events(context: dict[str, Any]) -> list[tuple[float, str]]:
+    """The target's own events for the run's timeline: ``timeline.events`` ({t, label}) when the
+    run context has them, else its ground-truth (target) events ({t, name})."""
+    tl = context["timeline"]
+    rows = tl.get("events")
+    if rows is None:
+        rows = (context.get("ground_truth") or {}).get("events") or []
+    out = []
+    for row in rows:
+        t, label = row.get("t"), row.get("label") or row.get("name")
+        if isinstance(t, int | float) and not isinstance(t, bool) and label:
+            out.append((float(t), str(label).replace("_", " ")))
+    return out
+
+
+def _target(value: Any, unit: str) -> tuple[float, str] | None:
+    """A chart's target line from report data: {value, label}, or a bare number."""
+    if isinstance(value, dict) and isinstance(value.get("value"), int | float):
+        return float(value["value"]), str(value.get("label") or f"target {fmt(value['value'], unit)}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value), f"target {fmt(value, unit)}"
+    return None
+
+
+def _heatmap_marks(context: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """Cells the resilience data marks (e.g. excluded): ``pass_rate.by_cell_kind[].mark``, or a
+    coverage row ({cell, kind, status}) whose status is "excluded"."""
+    marks: dict[tuple[str, str], str] = {}
+    for row in context["pass_rate"]["by_cell_kind"]:
+        if row.get("mark"):
+            marks[(row["cell"], row["kind"])] = str(row["mark"])
+    coverage = context.get("coverage")
+    rows = coverage.get("cells") if isinstance(coverage, dict) else coverage
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and row.get("status") == "excluded":
+            marks.setdefault((str(row.get("cell")), str(row.get("kind"))), "excluded")
+    return marks
+
+
 def _charts(context: dict[str, Any]) -> dict[str, Markup]:
     """The report's charts as inline SVG (escaped inside by the chart functions)."""
     kind = context["report"]
@@ -87,18 +148,20 @@ def _charts(context: dict[str, Any]) -> dict[str, Markup]:
         out["timeline"] = Markup(charts.timeline_svg(
             buckets, fault=fault,
             markers=[(m["t"], m["label"]) for m in tl["markers"]],
-            tolerance_ms=context["figures"]["latency_tolerance_ms"],
+            tolerance_ms=context["figures"].get("latency_tolerance_ms"),
+            events=_timeline_events(context),
             title="Success ratio and p95 latency over the run"))
     elif kind == "resilience":
         trend = context["mttr_trend"]
         out["mttr_trend"] = Markup(charts.line_chart_svg(
             trend["weeks"], [(s["name"], s["values"]) for s in trend["series"]],
-            y_label="MTTR (s)", title="Mean time to recover per week"))
+            y_label="MTTR (s)", title="Mean time to recover per week",
+            target=_target(trend.get("target"), "s")))
         rates = context["pass_rate"]
         values = {(r["cell"], r["kind"]): r["rate"] for r in rates["by_cell_kind"]}
         counts = {(r["cell"], r["kind"]): r["evidence"] for r in rates["by_cell_kind"]}
         out["pass_heatmap"] = Markup(charts.heatmap_svg(
-            rates["cells"], rates["kinds"], values, counts=counts,
+            rates["cells"], rates["kinds"], values, counts=counts, marks=_heatmap_marks(context),
             title="Pass rate per cell and experiment kind"))
     return out
 
@@ -116,21 +179,79 @@ def render_json(context: dict[str, Any]) -> str:
     return json.dumps(context, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+# Chromium prints the HTML exactly as a reader's browser shows it (print CSS in base.html.j2).
+BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+BROWSER_ENV = "GAMEDAY_CHROMIUM"  # the browser to print with, when it is not on PATH
+PDF_TIMEOUT_S = 120.0
+
+
+class PdfError(GamedayError):
+    """The browser could not print the report (exit 3)."""
+
+
+def find_browser() -> str | None:
+    """The headless Chromium that prints PDFs: $GAMEDAY_CHROMIUM, else the first on PATH."""
+    chosen = os.environ.get(BROWSER_ENV)
+    if chosen:
+        return shutil.which(chosen)
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
 def pdf_available() -> bool:
-    try:
-        import weasyprint  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401
-    except (ImportError, OSError):  # OSError: the wheel is there but Pango is not
-        return False
-    return True
+    return find_browser() is not None
 
 
 def require_pdf() -> None:
-    """Before anything is written: --pdf needs the optional extra."""
+    """Before anything is written: --pdf needs a headless Chromium."""
     if not pdf_available():
-        raise InputError("--pdf", "WeasyPrint, the optional PDF renderer",
-                         "it is not installed (or its Pango libraries are missing)",
-                         "pip install 'gameday-runner[pdf]' (Debian: apt-get install "
-                         "libpango-1.0-0 libpangoft2-1.0-0), or leave out --pdf")
+        chosen = os.environ.get(BROWSER_ENV)
+        raise InputError("--pdf", "a headless Chromium to print the PDF with",
+                         f"{BROWSER_ENV}={chosen} is not an executable" if chosen else
+                         "none of " + ", ".join(BROWSERS) + " on PATH",
+                         "`make browser` (Debian, as root: apt-get install "
+                         f"chromium-headless-shell), set {BROWSER_ENV} to the browser, "
+                         "or leave out --pdf")
+
+
+def print_pdf(html: Path, target: Path, timeout_s: float = PDF_TIMEOUT_S) -> Path:
+    """Print ``html`` (a written report, so its relative links resolve) to ``target``.
+
+    The browser's own output is captured, never shown; a failure is a PdfError that says why.
+    """
+    browser = find_browser()
+    if browser is None:
+        require_pdf()
+    assert browser is not None
+    partial = target.with_name(f".{target.name}.partial")
+    with tempfile.TemporaryDirectory(prefix="gameday-chromium-") as profile:
+        command = [browser, "--headless", "--disable-gpu", "--no-first-run",
+                   "--no-default-browser-check", "--disable-extensions", "--disable-sync",
+                   "--disable-background-networking", "--disable-breakpad",
+                   f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                   f"--print-to-pdf={partial}", html.resolve().as_uri()]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.insert(1, "--no-sandbox")  # Chromium refuses root without it
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                                    timeout=timeout_s, stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired as exc:
+            partial.unlink(missing_ok=True)
+            raise PdfError(f"--pdf: {browser} did not print {html} within {timeout_s:g} s; "
+                           "the HTML and Markdown reports are written") from exc
+        except OSError as exc:
+            raise PdfError(f"--pdf: {browser} could not start: {exc.strerror}") from exc
+    try:
+        printed = partial.read_bytes()[:5] == b"%PDF-"
+    except OSError:
+        printed = False
+    if result.returncode != 0 or not printed:
+        partial.unlink(missing_ok=True)
+        lines = [x for x in (result.stderr + result.stdout).splitlines() if x.strip()]
+        why = lines[-1].strip()[:300] if lines else f"exit status {result.returncode}"
+        raise PdfError(f"--pdf: {browser} did not print {html} (exit {result.returncode}: "
+                       f"{why}); the HTML and Markdown reports are written")
+    partial.replace(target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -152,12 +273,42 @@ def check_folder(folder: Path) -> None:
                          f"{parent} is a file", "pass a folder path to --out")
 
 
-def write_report(context: dict[str, Any], folder: Path, pdf: bool = False) -> ReportFiles:
-    """Write index.html, report.md, report.json (and report.pdf) into ``folder``."""
-    if pdf:
-        require_pdf()
+_INDEX_TEMPLATE = """{% extends "base.html.j2" %}
+{% block body %}
+<h1>Reports</h1>
+<p class="gd-sub">Every report in this folder, newest first: {{ report.count }} listed
+{%- if report.unreadable %} · {{ report.unreadable }} folder(s) whose report.json could not be
+ read, skipped{% endif %}
+{%- if report.not_listed %} · {{ report.not_listed }} older folder(s) not listed (only the
+ newest {{ report.limit }} are read){% endif %}.</p>
+{% if report.entries %}
+<table><thead><tr><th>kind</th><th>report</th><th>id</th><th>generated</th><th>PDF</th></tr>
+</thead><tbody>
+{% for x in report.entries %}<tr><td>{{ x.kind }}</td>
+<td>{% if x.href %}<a href="{{ x.href }}">{{ x.title }}</a>{% else %}{{ x.title }}{% endif %}</td>
+<td><code>{{ x.ident }}</code></td><td>{{ x.generated_at | when }}</td>
+<td>{% if x.pdf_href %}<a href="{{ x.pdf_href }}">report.pdf</a>{% endif %}</td></tr>
+{% endfor %}</tbody></table>
+{% else %}<p>No report yet.</p>{% endif %}
+{% endblock %}
+"""
+
+
+def render_index(listing: links.Listing, now: datetime) -> str:
+    """``<root>/index.html``: every report in the root (kind, title, id, generated, link)."""
+    html = _HTML.from_string(_INDEX_TEMPLATE).render(report={
+        "title": "Reports", "generated_at": now.isoformat(), "schema_version": REPORT_SCHEMA_VERSION,
+        "links": {"index": None}, "entries": [asdict(e) for e in listing.entries],
+        "count": len(listing.entries), "unreadable": listing.unreadable,
+        "not_listed": listing.not_listed, "limit": links.MAX_INDEXED}, charts={})
+    return html.replace("<head>\n", "<head>\n" + links.INDEX_MARK + "\n", 1)
+
+
+def _write_files(context: dict[str, Any], folder: Path) -> ReportFiles:
     check_folder(folder)
     html = render_html(context)
+    markdown = render_markdown(context)
+    data = render_json(context)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError, PermissionError) as exc:
@@ -165,16 +316,45 @@ def write_report(context: dict[str, Any], folder: Path, pdf: bool = False) -> Re
                          "pass a folder path to --out") from exc
     files = ReportFiles(folder, folder / "index.html", folder / "report.md", folder / "report.json")
     files.html.write_text(html, encoding="utf-8")
-    files.markdown.write_text(render_markdown(context), encoding="utf-8")
-    files.json.write_text(render_json(context), encoding="utf-8")
-    if not pdf:
-        return files
-    import weasyprint
-
-    target = folder / "report.pdf"
-    weasyprint.HTML(string=html, base_url=str(folder)).write_pdf(str(target))
-    return ReportFiles(files.folder, files.html, files.markdown, files.json, target)
+    files.markdown.write_text(markdown, encoding="utf-8")
+    files.json.write_text(data, encoding="utf-8")
+    return files
 
 
-__all__ = ["ReportFiles", "check_folder", "escape", "fmt", "md_escape", "render_html", "render_json",
-           "render_markdown", "require_pdf", "write_report"]
+def write_report(context: dict[str, Any], folder: Path, pdf: bool = False,
+                 related: links.Builder | None = None) -> ReportFiles:
+    """Write index.html, report.md, report.json (and report.pdf) into ``folder``.
+
+    Links to the other reports in the reports root (``folder``'s parent) are added here, and
+    with ``related`` (links.store_builder) the missing reports this one names are written with
+    it (links.plan_companions). ``<root>/index.html`` is rewritten to list every report there.
+    """
+    if pdf:
+        require_pdf()
+    check_folder(folder)
+    root = folder.parent
+    companions = links.plan_companions(context, folder, related) if related else \
+        links.Companions((), 0)
+    rendered = {ident: target for target, other in companions.reports
+                if (ident := links.identity(other)) is not None}
+    if (own := links.identity(context)) is not None:
+        rendered[own] = folder
+    index = links.index_writable(root)
+    for target, other in companions.reports:
+        _write_files(links.attach_links(other, target, rendered, index), target)
+    files = _write_files(links.attach_links(context, folder, rendered, index,
+                                            companions.not_rendered), folder)
+    try:
+        if pdf:
+            target = print_pdf(files.html, folder / "report.pdf")
+            files = ReportFiles(files.folder, files.html, files.markdown, files.json, target)
+    finally:  # the index lists the report (and its PDF, when printed) even if printing failed
+        if index:
+            listing = links.scan_reports(root)
+            links.write_atomic(root / "index.html", render_index(listing, datetime.now(UTC)))
+    return files
+
+
+__all__ = ["PdfError", "ReportFiles", "check_folder", "escape", "fmt", "md_escape", "print_pdf",
+           "render_html", "render_index", "render_json", "render_markdown", "require_pdf",
+           "write_report"]

@@ -1,0 +1,257 @@
+"""Links between reports, decided when a report is written (never by the pure context builders).
+
+Reports live side by side in one reports root: ``<root>/<kind>-<id>/index.html``. A report
+links to another only when that one's file exists in the same root, or is written with it:
+
+    plan_companions(context, folder, build)  -> the missing reports to render with this one
+    attach_links(context, folder, rendered)  -> context + {"links": {"runs": {id: href},
+                                                "windows": {id: href}, "index": href}}
+    scan_reports(root)                       -> what ``<root>/index.html`` lists, newest first
+
+A window report brings the run reports of its runs that are missing; a resilience report the
+window reports and the run reports it names. At most MAX_COMPANIONS are rendered with one report
+(a resilience report over a large fleet names many runs): the rest stay plain ids, and
+``links["not_rendered"]`` says how many.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from gameday.errors import InputError
+from gameday.reporting.reports import default_folder, run_report, window_report
+
+if TYPE_CHECKING:
+    from gameday.store import Store
+
+MAX_COMPANIONS = 200
+MAX_INDEXED = 1000  # the newest report folders the index reads; older ones are counted
+INDEX_MARK = '<meta name="gameday-index" content="1">'
+KINDS = ("run", "window", "resilience")
+_GROUP = {"run": "runs", "window": "windows"}
+# The keys that name another report anywhere in a context: run_id, last_run_id, run_ids ...
+_ID_KEY = re.compile(r"(?:^|_)(run|window)_ids?$")
+
+Builder = Callable[[str, str], dict[str, Any] | None]
+"""Build the context of another report, ``(kind, id) -> context``, or None when unknown."""
+
+
+def store_builder(store: Store, now: datetime) -> Builder:
+    """A Builder over an open store: run and window reports as ``gameday report`` writes them."""
+    def build(kind: str, ident: str) -> dict[str, Any] | None:
+        try:
+            if kind == "run":
+                return run_report(store, ident, now)
+            if kind == "window":
+                return window_report(store, ident, now)
+        except InputError:  # an id the report names that is not (or no longer) in the store
+            return None
+        return None
+    return build
+
+
+def identity(context: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, id) of a run or window report; None for a resilience report."""
+    kind = context.get("report")
+    if kind == "run":
+        return "run", str((context.get("run") or {}).get("run_id"))
+    if kind == "window":
+        return "window", str((context.get("window") or {}).get("window_id"))
+    return None
+
+
+def _walk(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if k != "links":
+                yield from _walk(v, str(k))
+        return
+    match = _ID_KEY.search(key)
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk(item, key if match else "")
+    elif match and isinstance(value, str) and value:
+        yield match.group(1), value
+
+
+def mentioned(context: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every run and window id the report names, in the order it first names them."""
+    out: dict[str, list[str]] = {"run": [], "window": []}
+    seen: set[tuple[str, str]] = {identity(context) or ("", "")}
+    for kind, ident in _walk(context):
+        if (kind, ident) not in seen:
+            seen.add((kind, ident))
+            out[kind].append(ident)
+    return out
+
+
+def _has_report(folder: Path) -> bool:
+    return (folder / "index.html").is_file()
+
+
+@dataclass(frozen=True)
+class Companions:
+    """The reports to write beside one report, and how many it names were left out."""
+
+    reports: tuple[tuple[Path, dict[str, Any]], ...]
+    not_rendered: int
+
+
+def plan_companions(context: Mapping[str, Any], folder: Path, build: Builder,
+                    limit: int = MAX_COMPANIONS) -> Companions:
+    """The missing reports that come with this one: a window's runs; a resilience report's
+    windows and the runs it names. Windows first, then runs, each in the order named."""
+    kind = context.get("report")
+    if kind not in ("window", "resilience"):
+        return Companions((), 0)
+    root = folder.parent
+    named = mentioned(context)
+    wanted = [("window", w) for w in named["window"]] if kind == "resilience" else []
+    wanted += [("run", r) for r in named["run"]]
+    reports: list[tuple[Path, dict[str, Any]]] = []
+    skipped = 0
+    for other, ident in wanted:
+        target = default_folder(other, ident, root)
+        if target.resolve() == folder.resolve() or _has_report(target):
+            continue
+        if len(reports) >= limit:
+            skipped += 1
+            continue
+        built = build(other, ident)
+        if built is not None:
+            reports.append((target, built))
+    return Companions(tuple(reports), skipped)
+
+
+def href(to_folder: Path) -> str:
+    """A relative link from a report folder to a sibling report's index.html (one root)."""
+    return f"../{quote(to_folder.name)}/index.html"
+
+
+def attach_links(context: Mapping[str, Any], folder: Path,
+                 rendered: Mapping[tuple[str, str], Path], index: bool,
+                 not_rendered: int = 0) -> dict[str, Any]:
+    """The context with ``links``: an href for every run and window it names whose report is
+    written with it (``rendered``: (kind, id) -> folder) or exists in the root already."""
+    root = folder.parent
+    named = mentioned(context)
+    links: dict[str, Any] = {"runs": {}, "windows": {}, "index": "../index.html" if index else None}
+    for kind, idents in named.items():
+        for ident in idents:
+            target = rendered.get((kind, ident)) or default_folder(kind, ident, root)
+            if (kind, ident) in rendered or _has_report(target):
+                links[_GROUP[kind]][ident] = href(target)
+    if not_rendered:
+        links["not_rendered"] = not_rendered
+    return {**context, "links": links}
+
+
+# --- the reports root's index -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    kind: str
+    ident: str
+    title: str
+    generated_at: str
+    href: str | None
+    pdf_href: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: tuple[IndexEntry, ...]
+    unreadable: int  # report.json files that are not a report (broken, foreign): skipped
+    not_listed: int  # folders beyond MAX_INDEXED, the oldest
+
+
+def index_writable(root: Path) -> bool:
+    """True when ``<root>/index.html`` is ours to write: absent, or written by us."""
+    path = root / "index.html"
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            return INDEX_MARK in fh.read(4096)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _entry(folder: Path) -> IndexEntry | None:
+    try:
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("report") not in KINDS:
+        return None
+    generated, title = data.get("generated_at"), data.get("title")
+    if not isinstance(generated, str) or not isinstance(title, str):
+        return None
+    try:
+        datetime.fromisoformat(generated)
+    except ValueError:
+        return None
+    ident = identity(data)
+    if ident is None:
+        period = data["period"] if isinstance(data.get("period"), dict) else {}
+        since, until = str(period.get("since") or "")[:10], str(period.get("until") or "")[:10]
+        name = f"{since} to {until}" if since and until else folder.name
+    else:
+        name = ident[1]
+    link = f"{quote(folder.name)}/index.html"
+    return IndexEntry(data["report"], name, title, generated,
+                      link if _has_report(folder) else None,
+                      f"{quote(folder.name)}/report.pdf" if (folder / "report.pdf").is_file()
+                      else None)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -math.inf
+
+
+def scan_reports(root: Path, limit: int = MAX_INDEXED) -> Listing:
+    """Every report folder under ``root`` (one level), newest first by generation time."""
+    try:
+        folders = [d for d in root.iterdir() if (d / "report.json").is_file()]
+    except OSError:
+        folders = []
+    folders.sort(key=lambda d: _mtime(d / "report.json"), reverse=True)
+    entries: list[IndexEntry] = []
+    unreadable = 0
+    for folder in folders[:limit]:
+        entry = _entry(folder)
+        if entry is None:
+            unreadable += 1
+        else:
+            entries.append(entry)
+    entries.sort(key=lambda e: (_utc_key(e.generated_at), e.kind, e.ident), reverse=True)
+    return Listing(tuple(entries), unreadable, max(0, len(folders) - limit))
+
+
+def _utc_key(text: str) -> float:
+    parsed = datetime.fromisoformat(text)
+    return parsed.timestamp() if parsed.tzinfo else parsed.replace(tzinfo=None).timestamp()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+__all__: Sequence[str] = ("MAX_COMPANIONS", "MAX_INDEXED", "Builder", "Companions", "IndexEntry",
+                          "Listing", "attach_links", "href", "identity", "index_writable",
+                          "mentioned", "plan_companions", "scan_reports", "store_builder")
