@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 postgres: $(STAMP)
 	@PY=$(PY) sh scripts/ensure-postgres.sh
 
-# Debian's headless chromium (the report tests render HTML in it) and Pango (PDF reports).
+# Debian's headless chromium (the report tests render HTML in it; PDF reports are printed by it)
+# and poppler-utils (the PDF tests read the pages back).
 browser:
 	@sh scripts/ensure-browser.sh
 

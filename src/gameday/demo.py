@@ -17,6 +17,7 @@ import yaml
 from gameday.config.schedule import load_schedule
 from gameday.engine.runner import ProgressSink
 from gameday.model import RunRecord
+from gameday.reporting.links import store_builder
 from gameday.reporting.render import write_report
 from gameday.reporting.reports import default_folder, resilience_report
 from gameday.sandbox import manager
@@ -121,4 +122,4 @@ def render_resilience(store_url: str, reports_dir: Path | None) -> Path:
     folder = default_folder("resilience", f"{now:%Y-%m-%d}", reports_dir)
     with Store.open(store_url) as store:
         context = resilience_report(store, now, now - timedelta(days=90))
-    return write_report(context, folder).html
+        return write_report(context, folder, related=store_builder(store, now)).html

@@ -328,3 +328,23 @@ def test_a_missing_or_failing_browser_is_a_clear_error(tmp_path: Path) -> None:
 def _cli_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gameday", *args], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env={**os.environ, **env})
+
+
+def test_a_report_written_into_a_folder_of_the_users_writes_nothing_beside_it(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gameday.db'}"
+    with Store.open(url) as store:
+        store.create_window(WindowRecord("win-9", "w", datetime.now(UTC) - timedelta(hours=1)))
+        store.create_run(make_run("r-9", datetime.now(UTC) - timedelta(hours=1),
+                                  window_id="win-9"))
+    home = tmp_path / "home"  # a folder with the user's own things in it
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    result = run_cli("report", "window", "win-9", "--store", url, "--out",
+                     str(home / "window"), check=True)
+    assert result.returncode == 0
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt", "window"]
+    # In a reports root (nothing but reports in it) the run's report and the index come along.
+    root = tmp_path / "reports"
+    run_cli("report", "window", "win-9", "--store", url, "--out", str(root / "w"), check=True)
+    assert sorted(p.name for p in root.iterdir()) == ["index.html", "run-r-9", "w"]

@@ -16,6 +16,7 @@ window reports and the run reports it names. At most MAX_COMPANIONS are rendered
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -187,6 +188,22 @@ def index_writable(root: Path) -> bool:
         return False
 
 
+def is_reports_root(root: Path, folder: Path) -> bool:
+    """May gameday fill ``root`` (the parent of ``folder``, a report being written) with other
+    reports and an index? Yes when our index is there, or when it holds nothing but report
+    folders; never a folder of the user's such as /tmp or a home directory."""
+    if (root / "index.html").exists():
+        return index_writable(root)
+    try:
+        entries = [e for e in itertools.islice(root.iterdir(), MAX_INDEXED + 1) if e != folder]
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return len(entries) <= MAX_INDEXED and all(
+        e.name == ".gitkeep" or (e.is_dir() and (e / "report.json").is_file()) for e in entries)
+
+
 def _entry(folder: Path) -> IndexEntry | None:
     try:
         data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
@@ -253,5 +270,5 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 __all__: Sequence[str] = ("MAX_COMPANIONS", "MAX_INDEXED", "Builder", "Companions", "IndexEntry",
-                          "Listing", "attach_links", "href", "identity", "index_writable",
+                          "Listing", "attach_links", "href", "identity", "index_writable", "is_reports_root",
                           "mentioned", "plan_companions", "scan_reports", "store_builder")

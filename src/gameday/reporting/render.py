@@ -322,24 +322,26 @@ def _write_files(context: dict[str, Any], folder: Path) -> ReportFiles:
 
 
 def write_report(context: dict[str, Any], folder: Path, pdf: bool = False,
-                 related: links.Builder | None = None) -> ReportFiles:
+                 related: links.Builder | None = None, in_root: bool = True) -> ReportFiles:
     """Write index.html, report.md, report.json (and report.pdf) into ``folder``.
 
     Links to the other reports in the reports root (``folder``'s parent) are added here, and
     with ``related`` (links.store_builder) the missing reports this one names are written with
     it (links.plan_companions). ``<root>/index.html`` is rewritten to list every report there.
+    Without ``in_root`` (a folder the user named: its parent is not ours) nothing is written
+    beside the report, and an index there is updated only if it is one of ours already.
     """
     if pdf:
         require_pdf()
     check_folder(folder)
     root = folder.parent
-    companions = links.plan_companions(context, folder, related) if related else \
-        links.Companions((), 0)
+    companions = links.plan_companions(context, folder, related) if related and in_root \
+        else links.Companions((), 0)
     rendered = {ident: target for target, other in companions.reports
                 if (ident := links.identity(other)) is not None}
     if (own := links.identity(context)) is not None:
         rendered[own] = folder
-    index = links.index_writable(root)
+    index = links.index_writable(root) and (in_root or (root / "index.html").is_file())
     for target, other in companions.reports:
         _write_files(links.attach_links(other, target, rendered, index), target)
     files = _write_files(links.attach_links(context, folder, rendered, index,

@@ -29,6 +29,7 @@ from gameday.engine.reconcile import reconcile
 from gameday.engine.runner import ProgressSink, RunRequest, record_skipped, run_experiment
 from gameday.errors import InputError
 from gameday.model import RunRecord, WindowRecord
+from gameday.reporting.links import store_builder
 from gameday.reporting.render import write_report
 from gameday.reporting.reports import default_folder, window_report
 from gameday.scheduler import gates
@@ -379,7 +380,9 @@ class WindowRunner:
     def _report(self, store: Store, window_id: str) -> Path | None:
         try:
             folder = default_folder("window", window_id, self.reports_dir)
-            return write_report(window_report(store, window_id, self.clock()), folder).html
+            now = self.clock()
+            return write_report(window_report(store, window_id, now), folder,
+                                related=store_builder(store, now)).html
         except Exception:  # a report must never take the scheduler down with it
             log.exception("could not render the report of window %s", window_id)
             return None
