@@ -252,6 +252,7 @@ def test_local_target_reads_the_state_dir_through_the_same_checks(tmp_path, vict
     from gameday.config.cells import load_cells
     from gameday.errors import InputError
     from gameday.targets import open_target
+    from gameday.targets.base import ObservedSpan
 
     state_dir = tmp_path / "box"
     _, proc = victim
@@ -267,7 +268,8 @@ def test_local_target_reads_the_state_dir_through_the_same_checks(tmp_path, vict
     problem = target.reachable()
     assert problem is not None and f"pid {proc.pid}" in problem
     for call in (lambda: target.check("latency", {"latency_ms": 100, "duration_s": 5}),
-                 lambda: target.url, target.ground_truth,
+                 lambda: target.url,
+                 lambda: target.observe(ObservedSpan(["f"], 0.0, 0.0, 1.0)),
                  lambda: target.missing_writes("tag", [1])):
         with pytest.raises(InputError, match=f"pid {proc.pid}"):
             call()

@@ -11,6 +11,15 @@ import click
 from gameday.cli.output import exit_codes, literal, print_json, progress_printer, say
 from gameday.cli.params import finite, whole
 from gameday.errors import InputError
+from gameday.sandbox.autoscaler import (
+    BOUNDS,
+    DEFAULT_SCALE_DOWN_WINDOW_S,
+    DEFAULT_SCALE_UP_PERCENT,
+    DEFAULT_SCALE_UP_PERIOD_S,
+    DEFAULT_SCALE_UP_PODS,
+    DEFAULT_SYNC_PERIOD_S,
+    DEFAULT_TARGET_CPU_PCT,
+)
 from gameday.sandbox.faults import (
     FAULT_KINDS,
     MAX_DURATION_S,
@@ -18,7 +27,7 @@ from gameday.sandbox.faults import (
     MAX_WORKERS,
     MAX_WORKERS_PER_CPU,
 )
-from gameday.sandbox.state import DEFAULT_STATE_DIR, MAX_CELLS, MAX_REPLICAS
+from gameday.sandbox.state import DEFAULT_STATE_DIR, MAX_CELLS, MAX_REPLICAS, MAX_SCALED_REPLICAS
 
 state_dir_option = click.option(
     "--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR,
@@ -51,20 +60,66 @@ def sandbox() -> None:
     """The local sandbox: cells of real processes on 127.0.0.1 that can be broken for real."""
 
 
+def _bounded(name: str) -> Any:
+    low, high, _ = BOUNDS[name]
+    return whole(int(low), int(high)) if name == "scale_up_pods" else finite(low, high)
+
+
+def _range(name: str) -> str:
+    low, high, _ = BOUNDS[name]
+    return f"{low:g} to {high:g}"
+
+
 @sandbox.command()
 @click.option("--cells", type=whole(1, MAX_CELLS), default=1, show_default=True,
               help=f"How many cells (1 to {MAX_CELLS}).")
 @click.option("--replicas", type=whole(1, MAX_REPLICAS), default=3, show_default=True,
-              help=f"API replicas per cell (1 to {MAX_REPLICAS}).")
+              help=f"API replicas per cell (1 to {MAX_REPLICAS}); the autoscaler's minimum.")
+@click.option("--autoscale/--no-autoscale", default=True, show_default=True,
+              help="A horizontal autoscaler per cell, like a Kubernetes HPA on CPU.")
+@click.option("--max-replicas", type=whole(1, MAX_SCALED_REPLICAS),
+              help="autoscaler: most replicas per cell (--replicas to "
+                   f"{MAX_SCALED_REPLICAS}; default twice --replicas).")
+@click.option("--cpu-percent", type=_bounded("target_cpu_pct"), default=DEFAULT_TARGET_CPU_PCT,
+              show_default=True,
+              help="autoscaler: target CPU utilisation of the replicas' requests, percent "
+                   f"({_range('target_cpu_pct')}).")
+@click.option("--sync-period", type=_bounded("sync_period_s"), default=DEFAULT_SYNC_PERIOD_S,
+              show_default=True,
+              help=f"autoscaler: seconds between decisions ({_range('sync_period_s')}).")
+@click.option("--scale-up-pods", type=_bounded("scale_up_pods"), default=DEFAULT_SCALE_UP_PODS,
+              show_default=True,
+              help="autoscaler: replicas a scale-up may add per --scale-up-period, or "
+                   f"--scale-up-percent if more ({_range('scale_up_pods')}).")
+@click.option("--scale-up-percent", type=_bounded("scale_up_percent"),
+              default=DEFAULT_SCALE_UP_PERCENT, show_default=True,
+              help="autoscaler: percent of the replicas a scale-up may add per "
+                   f"--scale-up-period ({_range('scale_up_percent')}).")
+@click.option("--scale-up-period", type=_bounded("scale_up_period_s"),
+              default=DEFAULT_SCALE_UP_PERIOD_S, show_default=True,
+              help=f"autoscaler: seconds of the scale-up limit ({_range('scale_up_period_s')}).")
+@click.option("--scale-down-window", type=_bounded("scale_down_window_s"),
+              default=DEFAULT_SCALE_DOWN_WINDOW_S, show_default=True,
+              help="autoscaler: stabilization window of a scale-down, seconds "
+                   f"({_range('scale_down_window_s')}).")
 @state_dir_option
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def up(cells: int, replicas: int, state_dir: Path, quiet: bool) -> None:
+def up(cells: int, replicas: int, autoscale: bool, max_replicas: int | None, cpu_percent: float,
+       sync_period: float, scale_up_pods: int, scale_up_percent: float, scale_up_period: float,
+       scale_down_window: float, state_dir: Path, quiet: bool) -> None:
     """Start the sandbox; returns once every cell is ready."""
     from gameday.sandbox import manager
+    from gameday.sandbox.autoscaler import autoscaler_config
 
     # Progress, results and errors pass through say()/exit_codes(), which print literally.
     with exit_codes():
-        result = manager.sandbox_up(state_dir, cells, replicas, progress_printer(not quiet))
+        scaling = autoscaler_config(
+            replicas, enabled=autoscale, max_replicas=max_replicas, target_cpu_pct=cpu_percent,
+            sync_period_s=sync_period, scale_up_pods=scale_up_pods,
+            scale_up_percent=scale_up_percent, scale_up_period_s=scale_up_period,
+            scale_down_window_s=scale_down_window)
+        result = manager.sandbox_up(state_dir, cells, replicas, progress_printer(not quiet),
+                                    autoscaler=scaling)
     names = ", ".join(result.cells)
     if result.already_running:
         say(f"sandbox already running in {result.state_dir} ({names}); "
@@ -93,7 +148,8 @@ def down(state_dir: Path) -> None:
 @state_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(state_dir: Path, as_json: bool) -> None:
-    """Each cell: URL, replicas, database nodes, proxy, admin endpoint."""
+    """Each cell: URL, replicas (desired, current, ready) and autoscaler, database nodes,
+    proxy, admin endpoint."""
     from gameday.sandbox import manager
 
     with exit_codes():
@@ -114,8 +170,34 @@ def _records(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+def _describe_autoscaler(cell: dict[str, Any]) -> list[str]:
+    lines = [f"  replicas: desired {_text(cell.get('desired_replicas'))}, "
+             f"current {_text(cell.get('current_replicas'))}, "
+             f"ready {_text(cell.get('ready_replicas'))}"]
+    hpa = cell.get("autoscaler")
+    if not isinstance(hpa, dict):
+        return lines
+    if hpa.get("enabled") is not True:
+        lines.append("  autoscaler: off")
+        return lines
+    cpu = hpa.get("cpu_pct")
+    lines.append(
+        f"  autoscaler: cpu {'-' if cpu is None else _number(cpu) + '%'} of requests "
+        f"({_number(hpa.get('cpu_request_millicores'))}m a replica), "
+        f"target {_number(hpa.get('target_cpu_pct'))}%, "
+        f"replicas {_number(hpa.get('min_replicas'))}..{_number(hpa.get('max_replicas'))}, "
+        f"sync {_number(hpa.get('sync_period_s'))} s")
+    lines.append(
+        f"              scale-up max({_number(hpa.get('scale_up_pods'))} pods, "
+        f"{_number(hpa.get('scale_up_percent'))}%) per {_number(hpa.get('scale_up_period_s'))} s, "
+        f"scale-down window {_number(hpa.get('scale_down_window_s'))} s, "
+        f"tolerance {_number(hpa.get('tolerance'))}")
+    return lines
+
+
 def _describe_cell(cell: dict[str, Any]) -> str:
     lines = [f"{_text(cell.get('name'))}  {_text(cell.get('status'))}  {_text(cell.get('url'))}"]
+    lines.extend(_describe_autoscaler(cell))
     lines.extend(f"  replica {_text(r.get('index'))}: pid {_text(r.get('pid'))} "
                  f"port {_text(r.get('port'))} {'ready' if r.get('ready') else 'NOT READY'} "
                  f"(restarts {_text(r.get('restarts'))})"

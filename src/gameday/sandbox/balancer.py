@@ -2,7 +2,9 @@
 
 Like a Kubernetes Service in front of readiness probes: a replica is taken out after a failed
 check and put back after a good one. There are no blind retries, so a killed replica shows as
-errors to clients until the health check takes it out, as it would in a real cluster.
+errors to clients until the health check takes it out, as it would in a real cluster. Replicas
+the autoscaler adds are watched from then on (``watch``); one it retires is taken out first
+(``unwatch``), before its process is stopped.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class LoadBalancer:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._health_session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[int, asyncio.Task[None]] = {}  # by id() of the replica
         self.port = 0
 
     async def start(self, port: int = 0) -> int:
@@ -58,11 +60,27 @@ class LoadBalancer:
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = int(server.sockets[0].getsockname()[1])
-        self._tasks = [asyncio.create_task(self._check_forever(r)) for r in self.replicas]
+        for replica in self.replicas:
+            self.watch(replica)
         return self.port
 
+    def watch(self, replica: Replica) -> None:
+        """Health-check ``replica`` (in ``self.replicas``); it joins the rotation once ready."""
+        if id(replica) not in self._tasks:
+            self._tasks[id(replica)] = asyncio.create_task(self._check_forever(replica))
+
+    def unwatch(self, replica: Replica, reason: str) -> None:
+        """Take ``replica`` out of the rotation at once and stop checking it."""
+        task = self._tasks.pop(id(replica), None)
+        if task is not None:
+            task.cancel()
+        if replica.ready:
+            replica.ready = False
+            self.emit("lb_endpoint_removed", replica=replica.index, pid=replica.pid,
+                      port=replica.port, reason=reason)
+
     def ready_replicas(self) -> list[Replica]:
-        return [r for r in self.replicas if r.ready]
+        return [r for r in self.replicas if r.ready and not r.retiring]
 
     def _pick(self) -> Replica | None:
         ready = self.ready_replicas()
@@ -111,8 +129,8 @@ class LoadBalancer:
             ok, hard, reason = False, True, f"connection failed: {exc.os_error}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             ok, hard, reason = False, False, type(exc).__name__
-        if pid != replica.pid:
-            return  # the replica was restarted while we asked; judge the new process next time
+        if pid != replica.pid or replica.retiring:
+            return  # the replica was restarted (or retired) while we asked
         if ok:
             replica.health_failures = 0
             if not replica.ready:
@@ -130,9 +148,10 @@ class LoadBalancer:
                       reason=reason)
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
         for session in (self._session, self._health_session):

@@ -1,8 +1,9 @@
 """A sandbox cell's controller (run as ``python -m gameday.sandbox.controller``).
 
 One process per cell assembles the cell and keeps it alive: the PostgreSQL pair with its
-failover controller, the database proxy, the replica supervisor, the front load balancer and the
-token-protected admin API through which faults are injected and reverted. It writes the cell's
+failover controller, the database proxy, the replica supervisor, the front load balancer, the
+horizontal autoscaler (autoscaler.py) and the token-protected admin API through which faults
+are injected and reverted. It writes the cell's
 ``state.json`` whenever something changes and logs ground-truth events.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -28,6 +30,7 @@ from aiohttp import web
 
 from gameday.errors import InputError
 from gameday.sandbox import postgres
+from gameday.sandbox.autoscaler import Autoscaler, AutoscalerConfig, Decision, Pods, autoscaler_config
 from gameday.sandbox.balancer import LoadBalancer
 from gameday.sandbox.burner import spawn_burners
 from gameday.sandbox.database import DatabasePair, FailoverController, PgNode, kill_node
@@ -43,12 +46,15 @@ from gameday.sandbox.faults import (
 from gameday.sandbox.procs import SANDBOX_ID_ENV, ProcessId, identify, is_alive, signal_process
 from gameday.sandbox.proxy import LatencyToxic, TcpProxy
 from gameday.sandbox.replicas import Replica, Supervisor, free_port
-from gameday.sandbox.state import SandboxLayout, make_private_dir, write_json_atomic
+from gameday.sandbox.state import SandboxLayout, decode_json, make_private_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 STATE_WRITE_INTERVAL_S = 0.2
 READY_TIMEOUT_S = 90.0
+# A retired replica leaves the balancer this long before its SIGTERM, so a request the
+# balancer picked it for just before is still sent (the replica finishes what it has).
+SCALE_IN_DRAIN_S = 0.1
 
 
 def _utc_in(seconds: float) -> str:
@@ -69,7 +75,8 @@ def _pg_root(layout: SandboxLayout) -> Path:
 
 
 class CellController:
-    def __init__(self, layout: SandboxLayout, cell: str, replicas: int, cpus: list[int]) -> None:
+    def __init__(self, layout: SandboxLayout, cell: str, replicas: int, cpus: list[int],
+                 autoscaler: AutoscalerConfig | None = None) -> None:
         self.layout = layout
         self.cell = cell
         self.cpus = cpus
@@ -88,6 +95,9 @@ class CellController:
         self.supervisor: Supervisor | None = None
         self.faults: dict[str, FaultRecord] = {}
         self.burners: dict[str, list[ProcessId]] = {}
+        self.scaling = autoscaler or autoscaler_config(replicas)
+        self.autoscaler = None if not self.scaling.enabled else \
+            Autoscaler(self.scaling, len(cpus), self._pods, self.scale_to)
         self.admin_port = 0
         self.status = "starting"
         self.stop_requested = asyncio.Event()
@@ -118,6 +128,12 @@ class CellController:
             "admin_url": f"http://127.0.0.1:{self.admin_port}" if self.admin_port else None,
             "cpus": self.cpus,
             "replicas": [r.to_json() for r in self.replicas],
+            # What the cell wants now; back at its desired state when current = ready = desired.
+            "desired_replicas": len(self.replicas),
+            "current_replicas": self._running_replicas(),
+            "ready_replicas": len(self.balancer.ready_replicas()),
+            "autoscaler": self.autoscaler.status() if self.autoscaler is not None
+            else {**self.scaling.to_json(), "enabled": False},
             "database": [n.to_json() for n in self.pair.nodes],
             "proxy": None if proxy is None else {
                 "port": proxy.port, "upstream_port": proxy.upstream_port,
@@ -132,6 +148,11 @@ class CellController:
             "faults": [f.to_json() for f in self.faults.values()],
             "pids": [p.to_json() for p in self.pids],
         }
+
+    def _running_replicas(self) -> int:
+        """Replica processes running now, those being stopped by a scale-in included."""
+        supervised = [r for r, _ in self.supervisor.tasks.values()] if self.supervisor else []
+        return sum(1 for r in supervised if r.process is not None and r.process.returncode is None)
 
     def write_state(self) -> None:
         data = self.state()
@@ -236,6 +257,43 @@ class CellController:
                 instant = record.revert.get("action") == "none"
                 self.revert(record.id, reason="restored_by_cell" if instant else "expired")
 
+    # -- autoscaling -------------------------------------------------------------------------
+    def _pods(self) -> Pods:
+        """What the autoscaler measures: ready replicas and live burners; every replica."""
+        replicas = [(r, identify(r.pid)) for r in self.replicas if r.pid is not None]
+        ready = [p for r, p in replicas if p is not None and r.ready]
+        burners = [p for fid, procs in self.burners.items()
+                   if self.faults.get(fid) is None or self.faults[fid].reverted_utc is None
+                   for p in procs]
+        return Pods(counted=ready + burners, watched=[p for _, p in replicas if p is not None],
+                    current=len(self.replicas))
+
+    async def scale_to(self, desired: int, decision: Decision) -> None:
+        """Add replica slots (new indexes) or retire the newest, gracefully; then say so."""
+        assert self.supervisor is not None
+        current = len(self.replicas)
+        self.events.emit("autoscaler_scaled", from_replicas=current, to_replicas=desired,
+                         cpu_pct=decision.cpu_pct, reason=decision.reason)
+        if desired > current:
+            used = {r.index for r in self.replicas}
+            free = (i for i in itertools.count(1) if i not in used)
+            for _ in range(desired - current):
+                replica = Replica(index=next(free), port=free_port())
+                self.replicas.append(replica)
+                self.balancer.watch(replica)
+                self.supervisor.launch(replica)
+            self.write_state()
+            return
+        victims = sorted(self.replicas, key=lambda r: r.index)[desired:]
+        for replica in victims:  # out of the balancer first, then stopped
+            replica.retiring = True
+            self.balancer.unwatch(replica, reason="scale-in")
+            self.replicas.remove(replica)
+        self.write_state()
+        await asyncio.sleep(SCALE_IN_DRAIN_S)
+        await asyncio.gather(*(self.supervisor.retire(r, "scale-in") for r in victims))
+        self.write_state()
+
     # -- admin API ---------------------------------------------------------------------------
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -325,6 +383,8 @@ class CellController:
             self.status = "ready"
             self.write_state()
             self.events.emit("cell_ready", url=f"http://127.0.0.1:{self.balancer.port}")
+            if self.autoscaler is not None:
+                tasks.append(asyncio.create_task(self.autoscaler.run()))
             await self.stop_requested.wait()
             return 0
         finally:
@@ -367,12 +427,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", required=True)
     parser.add_argument("--replicas", type=int, required=True)
     parser.add_argument("--cpus", required=True)
+    parser.add_argument("--autoscaler", help="the autoscaler's config as JSON (default: "
+                        "the defaults for --replicas)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     layout = SandboxLayout(args.state_dir.resolve())
     cpus = [int(c) for c in args.cpus.split(",")]
-    controller = CellController(layout, args.cell, args.replicas, cpus)
+    try:
+        scaling = None if args.autoscaler is None else AutoscalerConfig.from_json(
+            decode_json(args.autoscaler, "--autoscaler"), "--autoscaler")
+        if scaling is not None and scaling.min_replicas != args.replicas:
+            raise InputError("--autoscaler: min_replicas", f"--replicas ({args.replicas})",
+                             scaling.min_replicas, "start cells with `gameday sandbox up`")
+    except InputError as exc:
+        log.error("%s", exc.message())
+        return 2
+    controller = CellController(layout, args.cell, args.replicas, cpus, scaling)
     try:
         return asyncio.run(controller.run())
     except (Exception, subprocess.SubprocessError):

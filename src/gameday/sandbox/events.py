@@ -22,6 +22,7 @@ EVENT_NAMES = frozenset(
     {
         "replica_exit",
         "replica_started",
+        "replica_stopped",  # retired by a scale-in (not a crash): reason, returncode
         "replica_ready",
         "lb_endpoint_removed",
         "lb_endpoint_added",
@@ -36,6 +37,7 @@ EVENT_NAMES = frozenset(
         "standby_rebuilt",
         "fault_injected",
         "fault_reverted",
+        "autoscaler_scaled",  # from_replicas, to_replicas, cpu_pct, reason
         "cell_ready",
         "cell_stopped",
     }

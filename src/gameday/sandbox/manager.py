@@ -24,6 +24,7 @@ from typing import Any
 from gameday.errors import InputError, SandboxError
 from gameday.sandbox import postgres
 from gameday.sandbox.admin_client import admin_call
+from gameday.sandbox.autoscaler import AutoscalerConfig, autoscaler_config
 from gameday.sandbox.events import read_events, utc_now_iso
 from gameday.sandbox.faults import FAULT_ID, validate_fault
 from gameday.sandbox.procs import (
@@ -106,9 +107,19 @@ def _open(state_dir: Path) -> tuple[SandboxLayout, Marker | None]:
 
 
 def sandbox_up(state_dir: Path, cells: int = 1, replicas: int = 3,
-               progress: Progress = _quiet, timeout_s: float = UP_TIMEOUT_S) -> UpResult:
-    """Start every cell and return once all are ready (or raise, leaving nothing running)."""
+               progress: Progress = _quiet, timeout_s: float = UP_TIMEOUT_S,
+               autoscaler: AutoscalerConfig | None = None) -> UpResult:
+    """Start every cell and return once all are ready (or raise, leaving nothing running).
+
+    ``autoscaler``: every cell's autoscaler (``autoscaler_config(replicas, ...)``); None for
+    its defaults (autoscaler.py)."""
     validate_up(cells, replicas)
+    scaling = autoscaler_config(replicas) if autoscaler is None else autoscaler
+    if scaling.min_replicas != replicas:
+        raise InputError("autoscaler: min_replicas", f"--replicas ({replicas})",
+                         scaling.min_replicas, "build it with autoscaler_config(replicas, ...)")
+    # Checked again as the controller will check it (a config built by hand skips the flags').
+    scaling = AutoscalerConfig.from_json(scaling.to_json(), "autoscaler")
     started = time.monotonic()
     layout, old = _open(state_dir)
     if old is not None and _running(old):
@@ -120,7 +131,7 @@ def sandbox_up(state_dir: Path, cells: int = 1, replicas: int = 3,
     if old is not None:
         _stop_everything(layout, old)  # leftovers of a sandbox that died
     progress(f"PostgreSQL {bins.version} from {bins.bindir}")
-    marker = _new_sandbox(layout, names, replicas, run_as)
+    marker = _new_sandbox(layout, names, replicas, run_as, scaling)
     try:
         _make_pg_root(marker, run_as)
         controllers = _start_controllers(layout, marker, progress)
@@ -134,7 +145,7 @@ def sandbox_up(state_dir: Path, cells: int = 1, replicas: int = 3,
 
 
 def _new_sandbox(layout: SandboxLayout, names: list[str], replicas: int,
-                 run_as: postgres.RunAs | None) -> Marker:
+                 run_as: postgres.RunAs | None, scaling: AutoscalerConfig) -> Marker:
     """A fresh id and the state dir's files; the marker names the data root before it exists,
     so a crash right after leaves nothing `down` would not find."""
     make_private_dir(layout.root)
@@ -143,7 +154,8 @@ def _new_sandbox(layout: SandboxLayout, names: list[str], replicas: int,
     marker = Marker(sandbox_id=sandbox_id, state_dir=str(layout.root),
                     root_inode=os.lstat(layout.root).st_ino, cells=names, replicas=replicas,
                     created_utc=utc_now_iso(),
-                    pg_data_root=str(in_state_dir if run_as is None else in_temp))
+                    pg_data_root=str(in_state_dir if run_as is None else in_temp),
+                    autoscaler=scaling.to_json())
     write_private(layout.token_file, new_token())
     write_private(layout.secrets_file, _secrets_json(postgres.new_credentials()))
     write_private(layout.events_file, "")
@@ -189,7 +201,9 @@ def _spawn_controller(layout: SandboxLayout, marker: Marker, cell: str,
         return subprocess.Popen(
             [sys.executable, "-m", "gameday.sandbox.controller", "--state-dir", str(layout.root),
              "--cell", cell, "--replicas", str(marker.replicas),
-             "--cpus", ",".join(map(str, cpus))],
+             "--cpus", ",".join(map(str, cpus)),
+             *([] if marker.autoscaler is None
+               else ["--autoscaler", json.dumps(marker.autoscaler, allow_nan=False)])],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=env,
         )
 

@@ -1,7 +1,8 @@
 """Replica slots of a cell and the supervisor that keeps them running, like a kubelet.
 
 A killed replica is restarted after a back-off of 0.5 s doubling to 10 s; the back-off resets
-once a replica has stayed up for 30 s.
+once a replica has stayed up for 30 s. The autoscaler adds replicas (``launch``) and retires
+them (``retire``: SIGTERM, SIGKILL after a grace period, never restarted).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 10.0
 BACKOFF_RESET_AFTER_S = 30.0
+RETIRE_GRACE_S = 5.0  # a retired replica's SIGTERM, then SIGKILL (like terminationGracePeriod)
 
 
 def next_backoff(previous_s: float | None, ran_for_s: float) -> float:
@@ -62,6 +64,7 @@ class Replica:
     started_monotonic: float = 0.0
     restarts: int = 0
     health_failures: int = 0
+    retiring: bool = False  # scaled in: out of the balancer, stopped, never restarted
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
@@ -95,10 +98,46 @@ class Supervisor:
         self.emit = emit
         self.on_spawn = on_spawn
         self.stopping = False
-        self.tasks: list[asyncio.Task[None]] = []
+        # Every replica this supervisor runs, retiring ones included, with its task.
+        self.tasks: dict[int, tuple[Replica, asyncio.Task[None]]] = {}
 
     async def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._keep_running(r)) for r in self.replicas]
+        for replica in self.replicas:
+            self.launch(replica)
+
+    def launch(self, replica: Replica) -> None:
+        """Start keeping ``replica`` running (a new slot the autoscaler added)."""
+        self.tasks[id(replica)] = (replica, asyncio.create_task(self._keep_running(replica)))
+
+    async def retire(self, replica: Replica, reason: str) -> None:
+        """Stop ``replica`` for good: SIGTERM, SIGKILL after ``RETIRE_GRACE_S``."""
+        replica.retiring = True
+        entry = self.tasks.get(id(replica))
+        if entry is None:
+            return
+        task = entry[1]
+        proc = replica.process
+        if proc is None or proc.returncode is not None:
+            task.cancel()  # waiting out a back-off (or not started yet): nothing runs
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), RETIRE_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 9)
+            code = await proc.wait()
+            self.emit("replica_stopped", replica=replica.index, pid=proc.pid, returncode=code,
+                      reason=reason,
+                      ran_for_s=round(time.monotonic() - replica.started_monotonic, 3))
+        await asyncio.gather(task, return_exceptions=True)
+        late = replica.process  # spawned while we cancelled a back-off
+        if late is not None and late is not proc and late.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(late.pid, 9)
+            await late.wait()
+        self.tasks.pop(id(replica), None)
 
     async def _spawn(self, replica: Replica) -> asyncio.subprocess.Process:
         if not port_is_free(replica.port):
@@ -128,11 +167,11 @@ class Supervisor:
 
     async def _keep_running(self, replica: Replica) -> None:
         backoff: float | None = None
-        while not self.stopping:
+        while not self.stopping and not replica.retiring:
             proc = await self._spawn(replica)
             code = await proc.wait()
             ran_for = time.monotonic() - replica.started_monotonic
-            if self.stopping:
+            if self.stopping or replica.retiring:
                 return
             self.emit("replica_exit", replica=replica.index, pid=proc.pid, returncode=code,
                       ran_for_s=round(ran_for, 3))
@@ -143,11 +182,12 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping = True
-        for replica in self.replicas:
+        running = [replica for replica, _ in self.tasks.values()]
+        for replica in running:
             if replica.process is not None and replica.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     replica.process.terminate()
-        for replica in self.replicas:
+        for replica in running:
             if replica.process is None:
                 continue
             try:
@@ -156,6 +196,7 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(replica.process.pid, 9)
                 await replica.process.wait()
-        for task in self.tasks:
+        tasks = [task for _, task in self.tasks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

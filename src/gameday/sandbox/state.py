@@ -27,6 +27,7 @@ import re
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ DEFAULT_STATE_DIR = Path(".gameday/sandbox")
 PG_ID_FILE = "sandbox-id"
 MAX_CELLS = 16
 MAX_REPLICAS = 10
+# The most replicas a cell ever runs: its autoscaler may double the most --replicas allows.
+MAX_SCALED_REPLICAS = 2 * MAX_REPLICAS
 MAX_STATE_BYTES = 4 << 20
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -249,7 +252,7 @@ def _cell_names(value: Any) -> bool:
 
 
 def _replica(value: Any) -> bool:
-    return (isinstance(value, dict) and _whole(value.get("index"), 1, MAX_REPLICAS)
+    return (isinstance(value, dict) and _whole(value.get("index"), 1, MAX_SCALED_REPLICAS)
             and (value.get("pid") is None or _whole(value.get("pid"), 1))
             and _port(value.get("port")) and isinstance(value.get("ready"), bool)
             and _whole(value.get("restarts")))
@@ -276,6 +279,8 @@ MARKER_FIELDS: tuple[Check, ...] = (
     ("pg_data_root", lambda v: v is None or _text(v), "a path or null"),
     ("controllers", lambda v: _list(v, ProcessId.valid_json, MAX_CELLS),
      "a list of {pid, start_ticks}"),
+    # What `up` asked of each cell's autoscaler (its controller checks every number again).
+    ("autoscaler", lambda v: v is None or isinstance(v, dict), "an object or null"),
 )
 
 CELL_FIELDS: tuple[Check, ...] = (
@@ -284,7 +289,15 @@ CELL_FIELDS: tuple[Check, ...] = (
     ("admin_url", _loopback_url, "http://127.0.0.1:PORT or null"),
     ("cpus", lambda v: _list(v, lambda c: _whole(c, 0, 65535), 4096) and len(v) >= 1,
      "a list of CPU numbers"),
-    ("replicas", lambda v: _list(v, _replica, MAX_REPLICAS), "a list of replica records"),
+    ("replicas", lambda v: _list(v, _replica, MAX_SCALED_REPLICAS), "a list of replica records"),
+    # Written by every controller since the autoscaler; optional so a state of before reads.
+    ("desired_replicas", lambda v: v is None or _whole(v, 1, MAX_SCALED_REPLICAS),
+     f"a whole number from 1 to {MAX_SCALED_REPLICAS}, or null"),
+    ("current_replicas", lambda v: v is None or _whole(v, 0, MAX_SCALED_REPLICAS),
+     f"a whole number from 0 to {MAX_SCALED_REPLICAS}, or null"),
+    ("ready_replicas", lambda v: v is None or _whole(v, 0, MAX_SCALED_REPLICAS),
+     f"a whole number from 0 to {MAX_SCALED_REPLICAS}, or null"),
+    ("autoscaler", lambda v: v is None or isinstance(v, dict), "an object or null"),
     ("database", lambda v: _list(v, _node, 8), "a list of PostgreSQL node records"),
     ("faults", lambda v: _list(v, lambda f: isinstance(f, dict), 1 << 20), "a list of faults"),
     ("pids", lambda v: _list(v, ProcessId.valid_json, 1 << 20), "a list of {pid, start_ticks}"),
@@ -306,6 +319,21 @@ def check_cell_state(cell: str, data: Any, where: str) -> dict[str, Any]:
     return data
 
 
+# A process that is exiting has lost its environment (reading it fails or is empty) a moment
+# before it shows as a zombie: a burner at its deadline, a replica stopped by a scale-in.
+EXITING_GRACE_S = 0.25
+
+
+def _alive_after_exit(proc: ProcessId) -> bool:
+    """``is_alive``, after giving a process that may be exiting the time to finish."""
+    deadline = time.monotonic() + EXITING_GRACE_S
+    while is_alive(proc):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 # --------------------------------------------------------------------------- the marker
 
 
@@ -322,6 +350,7 @@ class Marker:
     status: str = "starting"
     pg_data_root: str | None = None
     controllers: list[ProcessId] = field(default_factory=list)
+    autoscaler: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": MARKER_KIND, "schema_version": SCHEMA_VERSION,
@@ -329,7 +358,8 @@ class Marker:
                 "root_inode": self.root_inode, "status": self.status,
                 "created_utc": self.created_utc, "cells": self.cells, "replicas": self.replicas,
                 "pg_data_root": self.pg_data_root,
-                "controllers": [c.to_json() for c in self.controllers]}
+                "controllers": [c.to_json() for c in self.controllers],
+                "autoscaler": self.autoscaler}
 
     @classmethod
     def parse(cls, data: Any, where: str) -> Marker:
@@ -347,7 +377,8 @@ class Marker:
                    root_inode=data["root_inode"], cells=list(data["cells"]),
                    replicas=data["replicas"], created_utc=data["created_utc"],
                    status=data["status"], pg_data_root=data["pg_data_root"],
-                   controllers=[ProcessId.from_json(c) for c in data["controllers"]])
+                   controllers=[ProcessId.from_json(c) for c in data["controllers"]],
+                   autoscaler=data.get("autoscaler"))
 
 
 def pg_root_name(sandbox_id: str) -> str:
@@ -472,7 +503,7 @@ class SandboxLayout:
     def check_processes(self, marker: Marker, where: str, procs: list[ProcessId]) -> None:
         """Every live process ``procs`` names carries this sandbox's id (dead ones are gone)."""
         for proc in procs:
-            if not carries_id(proc, marker.sandbox_id) and is_alive(proc):
+            if not carries_id(proc, marker.sandbox_id) and _alive_after_exit(proc):
                 raise InputError(f"{where}: pid {proc.pid}",
                                  f"a process this sandbox started (with {SANDBOX_ID_ENV} "
                                  "set to its id)",
