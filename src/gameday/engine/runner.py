@@ -531,9 +531,11 @@ class RunSupervisor:
         values = asdict(figures)
         values["error_rate_during_recovery"] = values["error_rate"]  # the v1 name, same value
         stats = sampler.stats()
+        share = float((observation.figures if observation else {}).get("affected_share") or 1.0)
         values.update(probe_hz=s.probe_hz, burst_hz=s.burst_hz,
-                      detection_floor_ms=detection_floor_ms(s.burst_hz),
-                      detection_floor_base_ms=detection_floor_ms(s.probe_hz),
+                      detection_floor_ms=detection_floor_ms(s.burst_hz, affected_share=share),
+                      detection_floor_base_ms=detection_floor_ms(s.probe_hz,
+                                                                 affected_share=share),
                       probes_skipped=stats.skipped)
         if observation is not None:
             values.update(observation.figures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +13,18 @@ from urllib.parse import urlsplit
 from gameday.config.cells import Cell
 from gameday.errors import GamedayError, InputError, SandboxError
 from gameday.sandbox import manager
+from gameday.sandbox.ground_truth import observe
 from gameday.sandbox.state import SandboxLayout
 from gameday.sandbox.workload import missing_acknowledged
-from gameday.targets.base import FaultKind, Probe
+from gameday.targets.base import (
+    OBSERVES,
+    WRITE_LEDGER,
+    FaultKind,
+    Observation,
+    ObservedSpan,
+    Probe,
+    TargetEvent,
+)
 
 # Our fault kinds in the sandbox's words, and how their arguments are named there.
 SANDBOX_KIND: dict[FaultKind, str] = {
@@ -33,6 +43,7 @@ def sandbox_params(spec: dict[str, Any]) -> dict[str, Any]:
 
 class LocalTarget:
     name = "local"
+    capabilities = frozenset({WRITE_LEDGER, OBSERVES})
 
     def __init__(self, cell: Cell) -> None:
         assert cell.local_state_dir is not None and cell.sandbox_cell is not None
@@ -96,6 +107,10 @@ class LocalTarget:
             if response.status == 201:
                 return Probe(True, 201, latency, None, seq, int(json.loads(payload)["id"]))
             return Probe(False, response.status, latency, _error_text(payload), seq)
+        except TimeoutError as exc:  # socket.timeout: our own client timeout gave up
+            # The cell may merely be slow: not an error it returned (Probe.timed_out).
+            return Probe(False, 0, (time.perf_counter() - started) * 1000,
+                         f"TimeoutError: {exc}", seq, timed_out=True)
         except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
             return Probe(False, 0, (time.perf_counter() - started) * 1000,
                          f"{type(exc).__name__}: {exc}", seq)
@@ -109,8 +124,32 @@ class LocalTarget:
         primary = next(n for n in cell["database"] if n["role"] == "primary")
         return missing_acknowledged(int(primary["port"]), creds, tag, seqs)
 
-    def ground_truth(self) -> list[dict[str, Any]]:
-        return manager.sandbox_events(self.state_dir, self.sandbox_cell)
+    def observe(self, span: ObservedSpan) -> Observation:
+        """The sandbox's own events in the run's span, and its figures from them."""
+        events = [e for e in manager.sandbox_events(self.state_dir, self.sandbox_cell)
+                  if span.start <= float(e.get("monotonic", 0.0)) <= span.end]
+        seen = observe(events, fault_ids=span.fault_ids, t_inject=span.t_inject,
+                       span=(span.start, span.end))
+        figures = dict(seen.figures)
+        killed = sum(len(e.get("targets", [])) for e in events
+                     if e.get("event") == "fault_injected" and e.get("kind") == "kill-replica"
+                     and e.get("fault_id") in span.fault_ids)
+        if killed:
+            # Behind round robin only this share of requests meets a killed replica: the
+            # probes' detection floor is that much longer (engine.sampler.detection_floor_ms).
+            replicas = len(self._state().get("replicas") or []) or killed
+            figures["affected_share"] = min(1.0, killed / replicas)
+        return Observation("sandbox", figures, tuple(_target_event(e) for e in events),
+                           seen.complete, seen.detail)
+
+
+def _target_event(event: dict[str, Any]) -> TargetEvent:
+    detail = {k: v for k, v in event.items() if k not in ("event", "utc", "monotonic", "cell")}
+    try:
+        utc = datetime.fromisoformat(str(event.get("utc")))
+    except ValueError:
+        utc = datetime.now(UTC)
+    return TargetEvent(float(event.get("monotonic", 0.0)), utc, str(event.get("event")), detail)
 
 
 def _error_text(payload: bytes) -> str:
