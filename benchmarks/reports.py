@@ -1,39 +1,54 @@
-"""Reports benchmark: a year of a 50-cell fleet (a script that prints figures, not a timed test).
+"""Reports benchmark: a fleet of 500 cells over 50 weeks (a script that prints figures, not a
+timed test).
 
-    store                 50 cells x 52 weeks x 4 kinds = 10,400 runs (--runs N keeps the newest N),
-                          written with Store.create_run into a fresh SQLite file (and, with
-                          --postgres URL, into a fresh database created on that server and dropped
-                          after). Seeded: figures, verdicts (mostly passed; some failed,
-                          not_recovered, aborted on a "halt:" or by the operator, skipped),
-                          criteria (evaluated by gameday's own criteria code), tier 1-3 objectives
-                          and a Chaos Toolkit journal of the real shape (a few KB) on every executed
-                          run, weekly windows. The 50 runs of the side-by-side also get a timeline
-                          (10 Hz samples), events and a ledger fault, as a real run has. Generation
-                          time is printed apart: it is not part of any figure.
+    store                 500 cells x 50 weeks x 4 kinds = 100,000 runs (--cells, --weeks; --runs N
+                          keeps the newest N), written with Store.create_run into a fresh SQLite file
+                          (and, with --postgres URL, into a fresh database created on that server and
+                          dropped after). Seeded: version-2 figures (impact none or seen, recovery from
+                          the end of the cause, the target's restore_s / failover_s / scale_out_s),
+                          each cell's environment (sandbox 60 %, staging 30 %, production 10 %),
+                          verdicts (mostly passed; some failed, not_recovered, aborted on a "halt:" or
+                          by the operator, skipped), criteria (evaluated by gameday's own criteria
+                          code), tier 1-3 objectives and a Chaos Toolkit journal of the real shape (a
+                          few KB) on every executed run, weekly windows. The 50 runs of the side-by-side
+                          also get a timeline (10 Hz samples), events and a ledger fault, as a real run
+                          has. Generation time is printed apart: it is not part of any figure.
     resilience report     `gameday report resilience --since 400d --store URL --out DIR` in a fresh
                           process each time: wall time (median of --repeat, default 5) and that
                           process's peak RSS: a bare `python -S` wrapper posix_spawns the command
-                          and reads ru_maxrss from os.wait4 on its pid (that process's own rusage,
-                          not the max over every child of ours as RUSAGE_CHILDREN would be; and not
-                          forked from this big process, whose memory a child's ru_maxrss would
-                          count). Target: under 3 s and 1 GB (10^9 bytes); printed PASS/MISS,
-                          never asserted.
+                          and reads ru_maxrss from os.wait4 on its pid. Target: under 3 s and 1 GB
+                          (10^9 bytes); printed PASS/MISS, never asserted.
     phases                once, in another fresh process: open the store (as the CLI: reconcile
-                          too), read the runs (Store.list_runs, as resilience_report does), build
-                          the report data, render + write; time.perf_counter for each, then again
-                          under tracemalloc for each phase's traced peak (Python allocations only,
-                          cumulative: it includes the runs still held). A missed time target, or
-                          --profile, prints cProfile's top functions by cumulative time.
+                          too), read the runs, build the report data, render + write; timed, then
+                          traced (tracemalloc peaks per phase). A missed time target, or --profile,
+                          prints cProfile's top functions by cumulative time.
+    the current peer      the report as it was before issue 10 (benchmarks/v1_report/: a frozen copy
+                          of analytics/fleet.py, reporting/resilience_context.py and the resilience
+                          templates at 487eb5c, rendered by today's renderer) against today's, each in
+                          a fresh process on the same store in the same run: wall, peak RSS, phases,
+                          and the ratio v1 / new.
+    pandas                the fleet aggregation (MTTR by kind, week and cell, "k of n", pass rate per
+                          cell and kind, RTO compliance, rolling error budget, the score) both ways on
+                          the same runs: gameday.analytics (pure Python) and pandas (DataFrame from
+                          the records, groupby), best of 3, pandas' import timed apart, results
+                          compared figure by figure.
     side by side          the journals of 50 of those runs (spread over the year, every kind and
                           verdict) written to journal-NN.json; theirs: `chaos report
-                          --export-format=html5 journal-*.json out.html` (chaostoolkit-reporting,
-                          which needs pandoc on PATH); ours: the reports of the same 50 runs, in one
-                          process (run_report + write_report in a loop; the wall time of the whole
-                          process, start-up included, as for theirs) and as 50 `gameday report run`
-                          calls. Medians of --reps (default 3). Ratio = theirs / ours. Theirs writes
-                          one HTML file; ours writes index.html, report.md and report.json per run.
+                          --export-format=html5 journal-*.json out.html` (chaostoolkit-reporting
+                          0.18.0, which needs pandoc on PATH; --chaos PATH for a `chaos` in another
+                          virtualenv); ours: the reports of the same 50 runs, in one process
+                          (run_report + write_report in a loop) and as 50 `gameday report run`
+                          calls. Medians of --reps (default 3). Ratio = theirs / ours.
 
     .venv/bin/python benchmarks/reports.py [--repeat 5] [--reps 3] [--quick] [--postgres URL]
+                                           [--chaos PATH]
+
+    PostgreSQL: start a throwaway server the way the tests do (tests/conftest.py,
+    `postgres_server`), then pass its URL:
+        .venv/bin/python benchmarks/pg_server.py > /tmp/pg_url &   # prints the URL, serves until killed
+        .venv/bin/python benchmarks/reports.py --postgres "$(cat /tmp/pg_url)"
+    chaos report: python3 -m venv /tmp/chaos-venv && /tmp/chaos-venv/bin/pip install chaostoolkit
+        'chaostoolkit-reporting==0.18.0'; apt-get install pandoc; then --chaos /tmp/chaos-venv/bin/chaos
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ import copy
 import cProfile
 import io
 import json
+import math
 import os
 import pstats
 import random
@@ -78,6 +94,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments" / "local"
 BIN = Path(sys.executable).parent
 KINDS = ("pod-kill", "latency", "cpu-stress", "db-failover")
+ENVIRONMENTS = ("sandbox", "staging", "production")
 TARGET_S = 3.0
 TARGET_BYTES = 1_000_000_000
 SIDE_BY_SIDE = 50
@@ -109,6 +126,7 @@ class Cell:
     objectives: CellObjectives
     later: CellObjectives | None  # objectives from mid-year on (a re-tiered cell)
     frailty: float
+    environment: str  # where its runs' evidence comes from
 
 
 @dataclass(frozen=True)
@@ -132,8 +150,9 @@ def make_cells(count: int, rng: random.Random) -> list[Cell]:
         tier = rng.choices((1, 2, 3), weights=(3, 4, 3))[0]
         tenants = rng.sample(TENANTS, rng.randint(1, 3))
         later = objectives(tier - 1, tenants) if tier > 1 and rng.random() < 0.1 else None
-        cells.append(Cell(f"cell-{i + 1:02d}", objectives(tier, tenants), later,
-                          rng.choice((0.3, 0.6, 1.0, 1.0, 1.0, 1.5, 3.0))))
+        cells.append(Cell(f"cell-{i + 1:03d}", objectives(tier, tenants), later,
+                          rng.choice((0.3, 0.6, 1.0, 1.0, 1.0, 1.5, 3.0)),
+                          rng.choices(ENVIRONMENTS, weights=(6, 3, 1))[0]))
     return cells
 
 
@@ -160,43 +179,55 @@ def pick_outcome(cell: Cell, rng: random.Random) -> str:
 
 
 def figures_for(kind: str, outcome: str, exp: Experiment, rng: random.Random) -> dict[str, Any]:
-    """Figures as the runner computes them, drawn to give ``outcome``."""
+    """Version-2 figures (shared/DESIGN.md "Measurements") as the runner and the target give them,
+    drawn to give ``outcome``: impact none or seen, recovery from the end of the cause, the
+    target's own time to full redundancy, failover and scale-out times."""
     base = rng.uniform(3.0, 14.0)
     t_inject = rng.uniform(3.4, 6.8)
     fault_s = FAULT_S[kind]
-    impact: float | None = None
-    recovery: float | None = 0.0
+    t_cause_end = t_inject + fault_s
+    to_impact: float | None = None  # first breach - t_inject; None: no impact seen
+    impact_s: float | None = None
+    recovery: float | None = None  # t_recovered - t_cause_end
     err, peak, downtime, ratio = 0.0, 0.0, 0.0, rng.uniform(1.05, 1.9)
     rto: float | None = None
     rpo_rows: int | None = None
     rpo_s: float | None = None
+    restore: float | None = None
+    failover: float | None = None
+    scale_out: float | None = None
     crashes = 0
     if kind == "pod-kill":
-        if rng.random() < 0.4:
-            impact = rng.uniform(0.05, 0.4)
-            recovery = impact + rng.uniform(0.05, 1.5)
+        restore = rng.uniform(0.7, 3.0) if outcome != "failed" else rng.uniform(0.7, 45.0)
+        if rng.random() < 0.4 or outcome == "failed":
+            to_impact = rng.uniform(0.0, 0.1)
+            impact_s = rng.uniform(0.05, 1.5) if outcome != "failed" else rng.uniform(1.0, 8.0)
+            recovery = to_impact + impact_s
             err, peak, downtime = rng.uniform(0.0, 0.008), rng.uniform(0.05, 0.34), rng.uniform(0.0, 0.6)
-        if outcome == "failed":
-            impact = impact or rng.uniform(0.05, 0.4)
-            recovery = impact + rng.uniform(1.0, 8.0)
-            err, peak, downtime = rng.uniform(0.012, 0.08), rng.uniform(0.3, 0.7), rng.uniform(0.5, 4.0)
+            if outcome == "failed":
+                err, downtime = rng.uniform(0.012, 0.08), rng.uniform(0.5, 4.0)
     elif kind == "latency":
-        impact = rng.uniform(0.02, 0.08)
-        late = rng.uniform(5.5, 25.0) if outcome == "failed" else rng.uniform(0.01, 0.6)
-        recovery = fault_s + late
+        to_impact = rng.uniform(0.02, 0.08)
+        recovery = rng.uniform(5.5, 25.0) if outcome == "failed" else rng.uniform(0.01, 0.6)
+        impact_s = fault_s - to_impact + recovery
         ratio = (200.0 + base * rng.uniform(0.9, 1.2)) / base
     elif kind == "cpu-stress":
+        scale_out = rng.uniform(12.0, 55.0) if outcome != "failed" else rng.uniform(15.0, 90.0)
         if rng.random() < 0.4 or outcome == "failed":
-            impact = rng.uniform(0.1, 1.5)
-            recovery = fault_s + rng.uniform(0.05, 1.5)  # back when the burners stop
+            to_impact = rng.uniform(0.1, 1.5)
+            recovery = rng.uniform(0.05, 1.5)  # back when the burners stop
+            impact_s = fault_s - to_impact + recovery
         if outcome == "failed":
             if rng.random() < 0.7:
                 ratio = rng.uniform(2.1, 4.5)
             else:
                 crashes = rng.randint(1, 2)
     else:  # db-failover
-        impact = rng.uniform(0.04, 0.12)
-        recovery = rng.uniform(0.12, 2.5)
+        to_impact = rng.uniform(0.0, 0.05)
+        impact_s = rng.uniform(0.08, 2.4)
+        recovery = to_impact + impact_s
+        failover = rng.uniform(0.02, 0.3)
+        restore = recovery + rng.uniform(1.0, 20.0)  # standby rebuilt and streaming again
         rto = recovery + rng.uniform(0.01, 0.05)
         rpo_rows, rpo_s = 0, 0.0
         err, peak, downtime = rng.uniform(0.002, 0.03), rng.uniform(0.05, 0.6), rng.uniform(0.1, 1.5)
@@ -206,30 +237,43 @@ def figures_for(kind: str, outcome: str, exp: Experiment, rng: random.Random) ->
                 rpo_s = rpo_rows * rng.uniform(0.005, 0.05)
             else:
                 recovery = rng.uniform(31.0, 58.0)
+                impact_s = recovery - to_impact
                 rto = recovery + rng.uniform(0.01, 0.05)
                 err, downtime = rng.uniform(0.2, 0.6), recovery * rng.uniform(0.8, 1.0)
     if outcome in ("not_recovered", "halt"):
-        impact = impact or rng.uniform(0.05, 0.5)
-        recovery, rto = None, None
+        to_impact = to_impact if to_impact is not None else rng.uniform(0.05, 0.5)
+        recovery, rto, impact_s = None, None, None
         if kind == "db-failover":
             rpo_rows, rpo_s = rng.randint(0, 40), rng.uniform(0.0, 3.0)
         err, peak = rng.uniform(0.3, 1.0), rng.uniform(0.6, 1.0)
         downtime = rng.uniform(40.0, 75.0) if outcome == "not_recovered" else rng.uniform(5.0, 12.0)
+    seen = to_impact is not None
+    t_recovered = None if recovery is None else t_cause_end + recovery
     span = t_inject + exp.pause_s + rng.uniform(4.8, 8.5)
-    if recovery is not None:
-        span = max(span, t_inject + recovery + 10.0)  # the stability window after recovery
+    if t_recovered is not None:
+        span = max(span, t_recovered + 10.0)  # the stability window after recovery
     elif outcome == "not_recovered":
         span = t_inject + 60.0 + rng.uniform(0.1, 0.5)  # the recovery timeout
     p95_during = base * ratio
     return {
-        "t_inject": t_inject, "t_fault_end": t_inject + fault_s, "time_to_impact_s": impact,
-        "recovery_s": recovery, "recovered": recovery is not None,
-        "error_rate_during_recovery": err, "peak_error_rate": peak, "p95_ms_baseline": base,
+        "figures_version": 2, "impact": "seen" if seen else "none",
+        "t_inject": t_inject, "t_cause_end": t_cause_end,
+        "t_first_breach": None if to_impact is None else t_inject + to_impact,
+        "t_recovered": t_recovered, "time_to_impact_s": to_impact, "impact_s": impact_s,
+        "recovery_s": recovery, "adapted": False,
+        "recovered": (not seen) or recovery is not None,
+        "error_rate": err, "error_rate_during_recovery": err, "error_span_s": 30.0,
+        "peak_error_rate": peak, "p95_ms_baseline": base,
         "p95_ms_during": p95_during, "p95_ratio_during": p95_during / base,
         "latency_tolerance_ms": 250.0 if kind in ("pod-kill", "db-failover") else base + 50.0,
         "samples": int(span * PROBE_HZ) - rng.randint(0, 3), "downtime_s": downtime,
+        "probe_hz": PROBE_HZ, "burst_hz": 50.0, "detection_floor_ms": 20.0,
+        "detection_floor_base_ms": 100.0, "probes_skipped": 0, "probe_timeouts": 0,
         "rto_s": rto, "rpo_rows": rpo_rows, "rpo_s": rpo_s, "replica_crashes": crashes,
-        "recovery_after_fault_end_s": None if recovery is None else max(0.0, recovery - fault_s),
+        "restore_s": restore, "failover_s": failover, "scale_out_s": scale_out,
+        "target_restored_s": None if recovery is None else max(0.0, fault_s + rng.uniform(0.01, 0.1)),
+        "observed_by": "sandbox",
+        "recovery_after_fault_end_s": recovery if kind in ("latency", "cpu-stress") else None,
     }
 
 
@@ -315,7 +359,8 @@ def make_run(cell: Cell, exp: Experiment, started: datetime, window_id: str, lat
     common: dict[str, Any] = {"run_id": run_id, "experiment": exp.doc["title"],
                               "experiment_path": exp.path, "kind": exp.kind, "cell": cell.name,
                               "target": "local", "started_utc": started, "window_id": window_id,
-                              "objectives": obj, "runner_pid": rng.randint(2_000, 60_000),
+                              "objectives": obj, "environment": cell.environment,
+                              "runner_pid": rng.randint(2_000, 60_000),
                               "runner_start_ticks": rng.randint(10**4, 10**7)}
     if outcome == "skipped":
         reason = rng.choice(("preflight: steady state does not hold: 3 of 10 probes failed (503)",
@@ -382,18 +427,18 @@ def timeline(run: RunRecord, fault: dict[str, Any],
     f = run.figures
     t_inject, impact, recovery = f["t_inject"], f["time_to_impact_s"], f["recovery_s"]
     bad_from = None if impact is None else t_inject + impact
-    bad_to = None if bad_from is None else (t_inject + recovery if recovery is not None else 1e9)
+    bad_to = None if bad_from is None else (f["t_recovered"] if recovery is not None else 1e9)
     status, error = FAILURE[run.kind]
     samples = []
     for k in range(int(f["samples"])):
         t = 0.0137 + k / PROBE_HZ + rng.uniform(0.0, 0.002)
-        during = t_inject <= t < f["t_fault_end"] + (recovery or 0.0)
+        during = t_inject <= t < f["t_cause_end"] + (recovery or 0.0)
         failing = bad_from is not None and bad_to is not None and bad_from <= t < bad_to \
             and rng.random() < max(f["peak_error_rate"], 0.05)
         latency = f["p95_ms_baseline"] / 1.6 * rng.lognormvariate(0.0, 0.3)
         if during:
             latency *= f["p95_ratio_during"] if run.kind != "latency" else 1.0
-            latency += 200.0 if run.kind == "latency" and t < f["t_fault_end"] else 0.0
+            latency += 200.0 if run.kind == "latency" and t < f["t_cause_end"] else 0.0
         ok = not failing
         samples.append(Sample(t=t, utc=run.started_utc + timedelta(seconds=t), ok=ok,
                               latency_ms=latency, status=201 if ok else status,
@@ -425,7 +470,7 @@ def timeline(run: RunRecord, fault: dict[str, Any],
                            {"status": journal["status"], "deviated": journal["deviated"]}))
     events.append(RunEvent(t_end + 0.14, at(t_end + 0.14), "engine", "worker_exited", {"returncode": 0}))
     skind = SANDBOX_KIND[run.kind]
-    back = t_inject + (recovery if recovery is not None else 60.0)
+    back = f["t_recovered"] if recovery is not None else t_inject + 60.0
     truth = [("fault_injected", t_inject - 0.006, {"kind": skind, "fault_id": fault["fault_id"],
                                                    "targets": fault["applied"]["targets"]})]
     target = (fault["applied"]["targets"] or [{}])[0]
@@ -437,10 +482,10 @@ def timeline(run: RunRecord, fault: dict[str, Any],
                   ("lb_endpoint_added", back, {"replica": target["replica"], "pid": target["pid"] + 7})]
     elif run.kind == "latency":
         truth += [("toxic_added", t_inject, {"fault_id": fault["fault_id"], "latency_ms": 200}),
-                  ("toxic_removed", f["t_fault_end"], {"fault_id": fault["fault_id"], "reason": "expired"})]
+                  ("toxic_removed", f["t_cause_end"], {"fault_id": fault["fault_id"], "reason": "expired"})]
     elif run.kind == "cpu-stress":
         truth += [("stress_started", t_inject, {"fault_id": fault["fault_id"], "pids": [target["pid"]]}),
-                  ("stress_stopped", f["t_fault_end"], {"fault_id": fault["fault_id"],
+                  ("stress_stopped", f["t_cause_end"], {"fault_id": fault["fault_id"],
                                                         "pid": target["pid"], "cpu": 0,
                                                         "reason": "expired"})]
     else:
@@ -449,7 +494,7 @@ def timeline(run: RunRecord, fault: dict[str, Any],
                   ("standby_promoted", t_inject + 0.08, {"node": "pg-2", "took_s": 0.022}),
                   ("proxy_repointed", back - 0.04, {"old_port": target["port"], "closed_sessions": 0}),
                   ("standby_rebuilt", back + 0.3, {"node": "pg-3", "took_s": 0.24})]
-    truth.append(("fault_reverted", f["t_fault_end"] + 0.1, {"fault_id": fault["fault_id"], "kind": skind,
+    truth.append(("fault_reverted", f["t_cause_end"] + 0.1, {"fault_id": fault["fault_id"], "kind": skind,
                                                               "reason": "restored_by_cell"}))
     events += [RunEvent(t, at(t), "sandbox", name, {"cell": run.cell, **detail})
                for name, t, detail in truth]
@@ -649,24 +694,181 @@ def _run_reports(args: dict[str, Any]) -> dict[str, Any]:
     return {"loop_s": time.perf_counter() - started}
 
 
+def _read_runs(url: str, since_text: str) -> tuple[datetime, datetime, list[RunRecord], float, float]:
+    """As resilience_report reads: open the store (reconcile too), the runs of both periods."""
+    from gameday.cli.runs import open_store
+    from gameday.reporting.reports import parse_since
+
+    t0 = time.perf_counter()
+    now = datetime.now(UTC)
+    since = parse_since(since_text, now)
+    store = open_store(url)
+    t1 = time.perf_counter()
+    runs = store.list_runs(limit=None, since=min(since - (now - since), now - timedelta(days=30)),
+                           until=now, with_journal=False)
+    store.close()
+    return now, since, runs, t1 - t0, time.perf_counter() - t1
+
+
+def _report_once(args: dict[str, Any]) -> dict[str, Any]:
+    """One resilience report in this fresh process, the new path or the v1 peer (a frozen copy
+    of the aggregation and templates before issue 10, rendered by today's renderer): open, read,
+    build, render + write, timed. The spawn around it gives wall time and peak RSS."""
+    started = time.perf_counter()
+    if args["path"] == "v1":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
+        from v1_report.resilience_context_v1 import build_resilience_report as build_v1
+
+        from gameday.reporting import render
+    else:
+        from gameday.reporting import render
+        from gameday.reporting.resilience_context import build_resilience_report
+    imports = time.perf_counter() - started
+    now, since, runs, open_s, read_s = _read_runs(args["url"], args["since"])
+    t0 = time.perf_counter()
+    if args["path"] == "v1":
+        context = build_v1(runs, now, since, now, None)
+    else:
+        context = build_resilience_report(runs, now, since, now, None)
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    folder = Path(args["out"])
+    if args["path"] == "v1":
+        loader = PrefixLoader({"v1": FileSystemLoader(str(Path(__file__).resolve().parent / "v1_report"
+                                                          / "templates"))}, delimiter="/")
+        html_env = render._HTML.overlay(loader=ChoiceLoader([loader, PackageLoader("gameday.reporting",
+                                                                                    "templates")]))
+        md_env = render._MD.overlay(loader=ChoiceLoader([loader, PackageLoader("gameday.reporting",
+                                                                                "templates")]))
+        folder.mkdir(parents=True, exist_ok=True)
+        html = html_env.get_template("v1/resilience_v1.html.j2")
+        (folder / "index.html").write_text(html.render(report=context, charts=render._charts(context)))
+        markdown = md_env.get_template("v1/resilience_v1.md.j2").render(report=context)
+        (folder / "report.md").write_text(markdown)
+        (folder / "report.json").write_text(render.render_json(context))
+    else:
+        render.write_report(context, folder)
+    render_s = time.perf_counter() - t0
+    return {"runs": len(runs), "imports": imports, "open": open_s, "read": read_s, "build": build_s,
+            "render": render_s, "html": (folder / "index.html").stat().st_size}
+
+
+def _aggregate(args: dict[str, Any]) -> dict[str, Any]:
+    """Fleet aggregation over the same runs, both ways: pure Python (gameday.analytics) and
+    pandas (DataFrame from the records, then groupby), with pandas' import timed apart; and
+    whether both agree."""
+    from gameday.analytics import fleet
+
+    now, _since, runs, _, _ = _read_runs(args["url"], args["since"])
+    reps = int(args.get("reps", 3))
+
+    def pure() -> dict[str, Any]:
+        evidence = fleet.evidence(runs)
+        return {"kind": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "kind")},
+                "week": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "week")},
+                "cell": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "cell")},
+                "no_impact": {k: m.no_impact for k, m in fleet.mttr_by(evidence, "environment")},
+                "pass": {k: r.rate for k, r in fleet.pass_rate_by(evidence, ("cell", "kind")).items()},
+                "dr": {d.cell: d.rto_pct for d in fleet.dr_compliance(evidence)},
+                "budget": {b.cell: b.pct for b in fleet.rolling_budget(runs, now, timedelta(days=30))},
+                "score": {c.cell: c.score for c in fleet.resilience_score(runs, now).cells}}
+
+    t0 = time.perf_counter()
+    try:
+        import pandas as pd  # not a dependency of gameday any more: the benchmark's peer only
+    except ImportError:
+        return {"runs": len(runs), "problem": "pandas is not installed (pip install pandas)"}
+    import_s = time.perf_counter() - t0
+
+    def with_pandas() -> dict[str, Any]:
+        f = [r.figures for r in runs]
+        df = pd.DataFrame({
+            "cell": [r.cell for r in runs], "kind": [r.kind for r in runs],
+            "environment": [fleet.environment(r) for r in runs],
+            "started": pd.to_datetime([r.started_utc for r in runs], utc=True),
+            "verdict": [r.verdict for r in runs], "cls": [fleet.classify(r) for r in runs],
+            "impact": [x.get("impact") for x in f], "recovery_s": [x.get("recovery_s") for x in f],
+            "rto_s": [x.get("rto_s") for x in f], "downtime_s": [x.get("downtime_s") for x in f],
+            "rto_obj": [r.objectives.rto_s if r.objectives else None for r in runs],
+            "slo": [r.objectives.availability_slo if r.objectives else None for r in runs],
+            "tier": [r.objectives.tier if r.objectives else None for r in runs]})
+        df["recovery_s"] = pd.to_numeric(df["recovery_s"], errors="coerce")
+        df["rto_s"] = pd.to_numeric(df["rto_s"], errors="coerce")
+        df["downtime_s"] = pd.to_numeric(df["downtime_s"], errors="coerce").fillna(0.0)
+        ev = df[df["cls"] == "evidence"]
+        seen = ev[ev["impact"] == "seen"]
+        iso = seen["started"].dt.isocalendar()
+        week = iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+        out: dict[str, Any] = {
+            "kind": seen.groupby("kind")["recovery_s"].mean().to_dict(),
+            "week": seen.groupby(week)["recovery_s"].mean().to_dict(),
+            "cell": seen.groupby("cell")["recovery_s"].mean().to_dict(),
+            "no_impact": (ev["impact"] == "none").groupby(ev["environment"]).sum().to_dict(),
+            "pass": (ev["verdict"] == "passed").groupby([ev["cell"], ev["kind"]]).mean().to_dict()}
+        db = ev[(ev["kind"] == "db-failover") & ev["rto_obj"].notna()]
+        out["dr"] = (100 * (db["rto_s"] <= db["rto_obj"]).groupby(db["cell"]).mean()).to_dict()
+        recent = df[(df["started"] >= now - timedelta(days=30)) & (df["started"] < now)
+                    & (df["verdict"] != "skipped")]
+        newest = recent.sort_values("started").groupby("cell").last()
+        down = recent.groupby("cell")["downtime_s"].sum()
+        budget_s = (1 - newest["slo"] / 100) * 30 * 86400
+        out["budget"] = (100 * down / budget_s).to_dict()
+        # the score: per (cell, kind) decayed outcomes, then the mean over the four kinds
+        value = ev["verdict"].map(fleet.OUTCOME_VALUES)
+        age = (pd.Timestamp(now) - ev["started"]).dt.total_seconds() / 86400
+        w = 0.5 ** (age / fleet.HALF_LIFE_DAYS)
+        g = pd.DataFrame({"cell": ev["cell"], "kind": ev["kind"], "w": w, "wv": w * value}) \
+            .groupby(["cell", "kind"])[["w", "wv"]].sum()
+        kind_score = g["wv"] / g["w"].clip(lower=1.0)
+        cells = sorted(df["cell"].unique())
+        full = kind_score.reindex(pd.MultiIndex.from_product([cells, list(fleet.KINDS)]), fill_value=0.0)
+        out["score"] = (100 * full.groupby(level=0).mean()).to_dict()
+        return out
+
+    def timed(fn: Callable[[], dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+        best, result = math.inf, {}
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - t0)
+        return best, result
+
+    pure_s, a = timed(pure)
+    pandas_s, b = timed(with_pandas)
+
+    def close(x: Any, y: Any) -> bool:
+        if x is None or y is None or (isinstance(y, float) and math.isnan(y)):
+            return (x is None) == (y is None or (isinstance(y, float) and math.isnan(y)))
+        return abs(float(x) - float(y)) <= 1e-6 * max(1.0, abs(float(x)))
+
+    differ = [f"{name}:{key}" for name in a for key in a[name]
+              if not close(a[name][key], b[name].get(key))]
+    return {"runs": len(runs), "pure_s": pure_s, "pandas_s": pandas_s, "pandas_import_s": import_s,
+            "differ": differ[:5], "compared": sum(len(v) for v in a.values())}
+
+
 CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "phases": _phases, "run-reports": _run_reports}
+    "phases": _phases, "run-reports": _run_reports, "report-once": _report_once,
+    "aggregate": _aggregate}
 
 
 # -------------------------------------------------------------------------------- the peer
 
 
+CHAOS = BIN / "chaos"  # --chaos PATH: a `chaos` whose virtualenv has chaostoolkit-reporting
+
+
 def chaos_report_problem() -> str | None:
     """Why `chaos report --export-format=html5` cannot run here, or None."""
-    if not (BIN / "chaos").exists():
-        return "chaostoolkit is not installed in this virtualenv"
-    try:
-        import chaosreport  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
-    except ImportError:
-        return ("chaostoolkit-reporting is not installed "
-                "(pip install 'chaostoolkit-reporting==0.18.0')")
-    except OSError as exc:  # cairosvg without the cairo library
-        return f"chaostoolkit-reporting cannot load: {exc}"
+    if not CHAOS.exists():
+        return f"no chaos executable at {CHAOS} (chaostoolkit is not installed; see --chaos)"
+    check = subprocess.run([str(CHAOS.parent / "python"), "-c", "import chaosreport"],
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        last = (check.stderr.strip().splitlines() or ["?"])[-1]
+        return (f"chaostoolkit-reporting cannot be imported beside {CHAOS} ({last}); "
+                "pip install 'chaostoolkit-reporting==0.18.0' there, or pass --chaos")
     if shutil.which("pandoc") is None:
         return "pandoc is not on PATH (Debian: apt-get install pandoc); its HTML export runs pandoc"
     return None
@@ -693,7 +895,7 @@ def side_by_side(url: str, ids: Sequence[str], reps: int, work: Path) -> dict[st
     for rep in range(reps):
         if problem is None:
             out = work / f"chaos-{rep}.html"
-            theirs.append(spawn([str(BIN / "chaos"), "--no-log-file", "report", "--export-format=html5",
+            theirs.append(spawn([str(CHAOS), "--no-log-file", "report", "--export-format=html5",
                                  *map(str, journals), str(out)], work))
             out.unlink(missing_ok=True)
         target = work / f"ours-{rep}"
@@ -764,8 +966,8 @@ def verdict_word(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cells", type=int, default=50)
-    parser.add_argument("--weeks", type=int, default=52)
+    parser.add_argument("--cells", type=int, default=500)
+    parser.add_argument("--weeks", type=int, default=50)
     parser.add_argument("--runs", type=int, help="keep only the newest RUNS runs "
                         "(default all: cells x weeks x 4)")
     parser.add_argument("--quick", action="store_true", help="10 cells x 10 weeks, 1 repetition each")
@@ -774,6 +976,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", metavar="URL", help="also measure a PostgreSQL store: a fresh "
                         "database is created on this server (needs CREATEDB) and dropped after")
+    parser.add_argument("--chaos", type=Path, help="the `chaos` executable to compare against, in a "
+                        "virtualenv with chaostoolkit-reporting 0.18.0 (default: this virtualenv's)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions even "
                         "when the time target is met")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
@@ -784,6 +988,9 @@ def main() -> None:
         return
     if args.quick:
         args.cells, args.weeks, args.repeat, args.reps = 10, 10, 1, 1
+    if args.chaos is not None:
+        global CHAOS
+        CHAOS = args.chaos.absolute()
     load = os.getloadavg()
     now = datetime.now(UTC)
     since_days = max(400, args.weeks * 7 + 14)
@@ -821,8 +1028,14 @@ def main() -> None:
                     _, prof = child("phases", {"url": url, "since": since,
                                                "out": str(work / "profile"), "profile": 25}, work)
                     profile = prof["profile"]
+                peers = {path: [child("report-once", {"url": url, "since": since, "path": path,
+                                                      "out": str(work / f"peer-{path}-{i}")}, work)
+                                for i in range(max(1, args.repeat // 2))]
+                         for path in ("v1", "new")}
+                _, aggregate = child("aggregate", {"url": url, "since": since, "reps": 3}, work)
                 results[name] = {"generated": generated, "measured": measured, "phases": phases,
-                                 "size": file_mb(url), "profile": profile}
+                                 "size": file_mb(url), "profile": profile, "peers": peers,
+                                 "aggregate": aggregate}
             startup = [spawn([sys.executable, "-c", STARTUP], work).wall_s
                        for _ in range(max(3, args.repeat))]
             sqlite_url = stores[0][1]
@@ -871,6 +1084,32 @@ def main() -> None:
         if r["profile"]:
             print(f"  cProfile, top functions by cumulative time ({name}, one in-process run):")
             print("\n".join("    " + line for line in r["profile"].strip().splitlines()))
+    print("against the implementation before issue 10 (a frozen copy in benchmarks/v1_report/: "
+          "its aggregation and templates, today's renderer), same data, same run, fresh processes:")
+    for name, r in results.items():
+        for path in ("v1", "new"):
+            ms = r["peers"][path]
+            wall = median_of([m.wall_s for m, _ in ms])
+            rss = max(m.rss_bytes for m, _ in ms)
+            ph = ms[0][1]
+            r.setdefault("peer_wall", {})[path] = wall
+            print(f"  {name:<10} {path:<3} wall {wall:.2f} s  peak RSS {rss / MB:.0f} MB   "
+                  f"(imports {ph['imports']:.2f} s, open {ph['open']:.2f}, read {ph['read']:.2f}, "
+                  f"build {ph['build']:.2f}, render+write {ph['render']:.2f}; "
+                  f"index.html {ph['html'] / 1000:.0f} KB)")
+        pw = r["peer_wall"]
+        print(f"  {name:<10} ratio v1 / new wall: {pw['v1'] / pw['new']:.2f}")
+    print("fleet aggregation, both ways, on the same runs (in one process, best of 3):")
+    for name, r in results.items():
+        a = r["aggregate"]
+        if a.get("problem"):
+            print(f"  {name:<10} pandas NOT MEASURED: {a['problem']}")
+            continue
+        print(f"  {name:<10} pure Python {a['pure_s']:.2f} s   pandas {a['pandas_s']:.2f} s "
+              f"(+ import pandas {a['pandas_import_s']:.2f} s)   ratio pandas / pure "
+              f"{(a['pandas_s'] + a['pandas_import_s']) / a['pure_s']:.2f} with its import, "
+              f"{a['pandas_s'] / a['pure_s']:.2f} without; {a['compared']:,} figures compared, "
+              f"{'all agree' if not a['differ'] else 'DIFFER: ' + ', '.join(a['differ'])}")
     print(f"side by side on the same {peer['count']} journals (median {peer['journal_kb']:.1f} KB), "
           f"median of {args.reps}")
     n = peer["count"]

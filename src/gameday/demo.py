@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from gameday.config.schedule import load_schedule
+from gameday.config.schedule import Schedule, load_schedule
 from gameday.engine.runner import ProgressSink
 from gameday.model import RunRecord
 from gameday.reporting.links import store_builder
@@ -22,6 +22,7 @@ from gameday.reporting.render import write_report
 from gameday.reporting.reports import default_folder, resilience_report
 from gameday.sandbox import manager
 from gameday.scheduler.notify import Notifier
+from gameday.scheduler.outlook import schedule_outlook
 from gameday.scheduler.plan import PlannedWindow
 from gameday.scheduler.window import WindowRunner
 from gameday.store import Store, resolve_store_url
@@ -112,14 +113,16 @@ def run_demo(state_dir: Path, experiments: Path, store_url: str | None,
                 say(f"{record.kind} on {record.cell}: {record.verdict} ({record.reason})")
     finally:
         manager.sandbox_down(state_dir)
-    reports.append(render_resilience(url, reports_dir))
+    reports.append(render_resilience(url, reports_dir, schedule))
     return DemoResult(runs, window_ids, reports)
 
 
-def render_resilience(store_url: str, reports_dir: Path | None) -> Path:
-    """The resilience report over the last 90 days."""
+def render_resilience(store_url: str, reports_dir: Path | None,
+                      schedule: Schedule | None = None) -> Path:
+    """The resilience report over the last 90 days, its coverage from ``schedule``'s plan."""
     now = datetime.now(UTC)
     folder = default_folder("resilience", f"{now:%Y-%m-%d}", reports_dir)
+    outlook = None if schedule is None else schedule_outlook(schedule, now)
     with Store.open(store_url) as store:
-        context = resilience_report(store, now, now - timedelta(days=90))
+        context = resilience_report(store, now, now - timedelta(days=90), outlook=outlook)
         return write_report(context, folder, related=store_builder(store, now)).html

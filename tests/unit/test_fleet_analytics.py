@@ -1,4 +1,6 @@
-"""Analytics across runs, on hand-made run records, with the arithmetic written out."""
+"""Analytics across runs, on hand-made run records (figures version 2), with the arithmetic
+written out: MTTR over runs with impact only, "k of n" without impact, environments, coverage,
+objectives and findings with their next steps."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from gameday.analytics.assessment import NEXT_STEPS, actions, objectives
+from gameday.analytics.coverage import ScheduleOutlook, Upcoming, coverage
 from gameday.analytics.fleet import (
     HALT_CRITERION,
     KINDS,
+    MIN_P90_RUNS,
     MONTH_MINUTES,
     NOT_RECOVERED_CRITERION,
     SCORE_FORMULA,
@@ -23,14 +28,17 @@ from gameday.analytics.fleet import (
     classify,
     decay_weight,
     dr_compliance,
+    environments,
     error_budget,
     findings,
+    kind_points,
     month_label,
     mttr,
     mttr_by,
     pass_rate,
     pass_rate_by,
     resilience_score,
+    rolling_budget,
     select_runs,
     summary_counts,
     trend,
@@ -46,11 +54,18 @@ OBJ = CellObjectives(tier=1, tenants=("acme",), availability_slo=99.95, p95_late
 
 def run(run_id: str = "r", *, cell: str = "eu-1", kind: str = "pod-kill", verdict: Verdict | None = "passed",
         started: datetime = T0, reason: str | None = None, objectives: CellObjectives | None = OBJ,
-        criteria: tuple[CriterionResult, ...] = (), **figures: Any) -> RunRecord:
+        criteria: tuple[CriterionResult, ...] = (), environment: str = "sandbox",
+        **figures: Any) -> RunRecord:
+    """A run with version-2 figures: a recovery time means impact was seen, unless ``impact``
+    says otherwise (pass impact=None for an upgraded v1 run whose impact is unknown)."""
+    figures.setdefault("figures_version", 2)
+    if "impact" not in figures and figures.get("recovery_s") is not None:
+        figures["impact"] = "seen"
     return RunRecord(run_id=run_id, experiment=kind, experiment_path=f"experiments/{kind}.yaml", kind=kind,
                      cell=cell, target="local", started_utc=started,
                      status="running" if verdict is None else "completed", verdict=verdict, reason=reason,
-                     figures=dict(figures), criteria=list(criteria), objectives=objectives)
+                     figures=dict(figures), criteria=list(criteria), objectives=objectives,
+                     environment=environment)
 
 
 def missed(name: str, expected: str = "x <= 1", actual: str = "2") -> CriterionResult:
@@ -123,34 +138,49 @@ def test_only_skipped_runs_are_no_evidence() -> None:
 # -- MTTR ------------------------------------------------------------------------------------
 
 
-def test_mttr_over_evidence_runs() -> None:
+def test_mttr_averages_only_runs_with_impact_and_counts_the_rest() -> None:
     runs = [
-        run("no-impact", recovery_s=0.0),  # no breach at all: recovery 0, averaged as 0
-        run("a", verdict="failed", recovery_s=10.0),
-        run("b", recovery_s=20.0),
+        run("no-impact", impact="none"),  # no breach at all: k of n, never a recovery of 0 s
+        run("no-impact-2", impact="none", restore_s=0.9),  # the replica was back after 0.9 s
+        run("a", verdict="failed", recovery_s=10.0, restore_s=2.1),
+        run("b", recovery_s=20.0, adapted=True),
         run("c", verdict="aborted", reason=HALT_REASON, recovery_s=50),  # halted, recovered after revert
-        run("never", verdict="not_recovered", recovery_s=None),
-        run("halted", verdict="aborted", reason=HALT_REASON),  # no recovery_s at all
-        run("not-injected", verdict="failed", reason="no fault was injected", recovery_s=None),
+        run("never", verdict="not_recovered", impact="seen", recovery_s=None),
+        run("halted", verdict="aborted", reason=HALT_REASON, impact="seen"),  # no recovery_s at all
+        run("v1-leftover", recovery_s=None, impact=None, upgraded_from=1),  # impact unknown: left out
+        run("not-injected", verdict="failed", reason="no fault was injected", impact=None),
         run("operator", verdict="aborted", reason="operator: interrupted", recovery_s=1000.0),
         run("skipped", verdict="skipped", recovery_s=1000.0),
         run("running", verdict=None, recovery_s=1000.0),
     ]
-    # values 0, 10, 20, 50: mean 80 / 4 = 20; median (10 + 20) / 2 = 15;
-    # p90: rank 3 * 0.9 = 2.7 -> 20 + 0.7 * (50 - 20) = 41
-    # not recovered: "never" and "halted"; "not-injected" had nothing to recover from
     result = mttr(runs)
-    assert (result.runs, result.not_recovered, result.mean_s, result.median_s) == (4, 2, 20.0, 15.0)
-    assert result.p90_s == pytest.approx(41.0)
-    assert all(isinstance(v, float) for v in (result.mean_s, result.median_s))
+    # averaged: 10, 20, 50 -> mean 80 / 3; median of 3 values 20; p90 needs 10 values: None
+    assert (result.runs, result.mean_s, result.median_s, result.p90_s) == (3, 80 / 3, 20.0, None)
+    # k of n: 2 of 7 evidence runs whose impact is known had no user-visible impact
+    assert (result.no_impact, result.evidence) == (2, 7)
+    assert (result.not_recovered, result.impact_unknown, result.adapted) == (2, 2, 1)
+    # time to full redundancy: every evidence run that has it, impact or not: (0.9 + 2.1) / 2
+    assert (result.restore_runs, result.restore_mean_s, result.restore_max_s) == (2, 1.5, 2.1)
 
 
-def test_mttr_of_one_run_with_no_impact_is_zero() -> None:
-    assert mttr([run(recovery_s=0.0)]) == Mttr(1, 0, 0.0, 0.0, 0.0)
+def test_mttr_of_runs_without_impact_has_no_recovery_time() -> None:
+    result = mttr([run(impact="none"), run("b", impact="none")])
+    assert (result.runs, result.mean_s, result.median_s, result.p90_s) == (0, None, None, None)
+    assert (result.no_impact, result.evidence) == (2, 2)
+
+
+def test_percentiles_need_enough_values() -> None:
+    two = mttr([run("a", recovery_s=1.0), run("b", recovery_s=3.0)])
+    assert (two.mean_s, two.median_s, two.p90_s) == (2.0, None, None)  # a median of 2 is the mean
+    ten = mttr([run(f"r{i}", recovery_s=float(i)) for i in range(10)])
+    # 0..9: median 4.5; p90 rank 9 * 0.9 = 8.1 -> 8 + 0.1 * (9 - 8) = 8.1
+    assert ten.median_s == 4.5
+    assert ten.p90_s == pytest.approx(8.1)
+    assert MIN_P90_RUNS == 10
 
 
 def test_mttr_when_nothing_recovered() -> None:
-    assert mttr([run(verdict="not_recovered")]) == Mttr(0, 1, None, None, None)
+    assert mttr([run(verdict="not_recovered", impact="seen")]) == Mttr(0, 1, None, None, None, evidence=1)
 
 
 def test_mttr_by_cell_kind_and_week_sorted_by_label() -> None:
@@ -161,9 +191,9 @@ def test_mttr_by_cell_kind_and_week_sorted_by_label() -> None:
         run("4", cell="ap-1", verdict="skipped", recovery_s=99.0),  # no evidence: no group
     ]
     (eu, eu_mttr), (us, us_mttr) = mttr_by(runs, "cell")
-    assert (eu, eu_mttr.runs, eu_mttr.mean_s, eu_mttr.median_s) == ("eu-1", 2, 4.0, 4.0)  # (2 + 6) / 2
-    assert eu_mttr.p90_s == pytest.approx(5.6)  # rank 0.9: 2 + 0.9 * (6 - 2)
-    assert (us, us_mttr) == ("us-1", Mttr(1, 0, 4.0, 4.0, 4.0))
+    # (2 + 6) / 2; two values: too few for a median or a p90
+    assert (eu, eu_mttr.runs, eu_mttr.mean_s, eu_mttr.median_s, eu_mttr.p90_s) == ("eu-1", 2, 4.0, None, None)
+    assert (us, us_mttr) == ("us-1", Mttr(1, 0, 4.0, None, None, evidence=1))
     assert [(label, m.mean_s) for label, m in mttr_by(runs, "kind")] == [("latency", 5.0), ("pod-kill", 2.0)]
     assert [(label, m.runs) for label, m in mttr_by(runs, "week")] == [("2026-W10", 1), ("2026-W11", 2)]
     with pytest.raises(ValueError, match="unknown grouping"):
@@ -252,6 +282,7 @@ def test_trend_with_an_empty_previous_period() -> None:
     assert t.current.mttr.mean_s == 15.0  # (10 + 20) / 2
     assert t.current.pass_rate == PassRate(2, 1, 0.5)
     assert t.previous.mttr == Mttr(0, 0, None, None, None)
+    assert t.current.mttr.not_recovered == 0  # "at-now" started at now: outside the period
     assert t.previous.pass_rate == PassRate(0, 0, None)
     assert (t.mttr_change_s, t.pass_rate_change) == (None, None)
 
@@ -295,7 +326,8 @@ def test_dr_compliance_judges_each_run_by_its_own_objectives() -> None:
     ]
     assert dr_compliance(runs) == (DrCompliance(
         cell="eu-1", runs=4, rto_compliant=2, rpo_compliant=2, rto_pct=50.0, rpo_pct=50.0,  # 2 of 4
-        worst_rto_s=45.0, max_rpo_rows=7, rto_objective_s=25.0, rpo_objective_s=60.0),)  # from "d"
+        worst_rto_s=45.0, max_rpo_rows=7, rto_objective_s=25.0, rpo_objective_s=60.0,  # from "d"
+        environments=("sandbox",)),)
 
 
 def test_dr_compliance_with_no_rto_at_all() -> None:
@@ -490,3 +522,135 @@ def test_results_are_plain_json_values() -> None:
     score = resilience_score(runs, now)
     json.dumps(asdict(score), default=str)
     assert type(score.fleet) is float
+
+
+# -- environments ----------------------------------------------------------------------------
+
+
+def test_figures_by_environment_never_mix_sandbox_and_production() -> None:
+    runs = [run("s1", recovery_s=1.0), run("s2", impact="none"),
+            run("p1", environment="production", recovery_s=30.0),
+            run("u1", environment="", recovery_s=5.0)]  # a record that cannot say
+    assert environments(runs) == ("production", "sandbox", "unknown")
+    by_env = dict(mttr_by(runs, "environment"))
+    assert (by_env["sandbox"].mean_s, by_env["sandbox"].no_impact, by_env["sandbox"].evidence) == (1.0, 1, 2)
+    assert by_env["production"].mean_s == 30.0
+    assert [r.run_id for r in select_runs(runs, envs={"production"})] == ["p1"]
+
+
+# -- coverage --------------------------------------------------------------------------------
+
+
+def test_coverage_says_last_tested_never_excluded_and_what_blocks_the_next_run() -> None:
+    now = T0 + timedelta(days=40)
+    runs = [run("pk", kind="pod-kill", started=now - timedelta(days=1)),
+            run("pk-old", kind="pod-kill", started=now - timedelta(days=9), verdict="failed"),
+            run("lat", kind="latency", started=now - timedelta(days=35)),  # stale: older than 30 days
+            run("db", kind="db-failover", started=now - timedelta(days=3))]
+    plan = (Upcoming("eu-1", "pod-kill", now + timedelta(days=2), None, "w-1"),
+            Upcoming("eu-1", "db-failover", now + timedelta(days=23), "freeze: year-end change freeze",
+                     "w-4"),
+            Upcoming("us-1", "pod-kill", now + timedelta(days=2), None, "w-1"))
+    outlook = ScheduleOutlook("weekly", 28.0, ("eu-1", "us-1"), plan,
+                              excluded={"us-1": frozenset({"db-failover"})})
+    cover = {(c.cell, c.kind): c for c in coverage(runs, now, ["eu-1", "us-1"], outlook)}
+    assert len(cover) == 8
+    pk = cover[("eu-1", "pod-kill")]
+    assert (pk.state, pk.last_run_id, pk.last_verdict, pk.runs, pk.stale) == (
+        "tested", "pk", "passed", 2, False)
+    assert (pk.next_utc, pk.next_window_id, pk.blocked_by) == (now + timedelta(days=2), "w-1", None)
+    assert cover[("eu-1", "latency")].stale and cover[("eu-1", "latency")].age_days == 35.0
+    db = cover[("eu-1", "db-failover")]
+    assert (db.next_utc, db.blocked_by, db.blocked_reason) == (
+        None, "freeze", "freeze: year-end change freeze")
+    assert cover[("eu-1", "cpu-stress")].state == "never" and cover[("eu-1", "cpu-stress")].planned == 0
+    assert cover[("us-1", "db-failover")].state == "excluded"
+    assert cover[("us-1", "pod-kill")].state == "never"
+
+
+def test_coverage_without_a_schedule_reads_exclusions_from_skipped_runs() -> None:
+    runs = [run("x", kind="db-failover", verdict="skipped", reason="excluded: eu-1 never runs db-failover")]
+    entry, = (c for c in coverage(runs, T0 + timedelta(hours=1), ["eu-1"]) if c.kind == "db-failover")
+    assert (entry.state, entry.scheduled, entry.excluded_reason) == (
+        "excluded", False, "eu-1 never runs db-failover")
+
+
+def test_coverage_flags_a_cell_the_error_budget_gate_would_hold() -> None:
+    now = T0 + timedelta(days=10)
+    # 99.95 % over 30 days allows 21.6 min; 20 min of downtime is 92.6 % > 80 %
+    runs = [run("pk", started=now - timedelta(days=1), downtime_s=1200.0)]
+    budgets = rolling_budget(runs, now, timedelta(days=30))
+    assert budgets[0].pct == pytest.approx(100 * 1200 / (0.0005 * 30 * 86400))
+    outlook = ScheduleOutlook("weekly", 28.0, ("eu-1",),
+                              (Upcoming("eu-1", "pod-kill", now + timedelta(days=1)),))
+    entry = coverage(runs, now, ["eu-1"], outlook, budgets)[0]
+    assert entry.blocked_by == "error budget" and entry.blocked_reason is not None
+    assert entry.blocked_reason.startswith("error_budget: 92.6 % of the 30-day budget consumed (limit 80 %)")
+
+
+# -- objectives and next steps ---------------------------------------------------------------
+
+
+def test_objectives_statuses_against_the_seed_targets() -> None:
+    ok = CriterionResult("full recovery within 1 minute", "recovery_s <= 60", "1", True)
+    runs = [run(f"p{i}", recovery_s=1.0, restore_s=12.0, criteria=(ok,)) for i in range(19)]
+    runs.append(run("slow", kind="pod-kill", recovery_s=2.0, restore_s=45.0, criteria=(ok,)))
+    by_key = {o.key: o for o in objectives(runs, ["eu-1", "us-1"], ())}
+    # 20 of 20 passed: > 95 % with enough runs
+    assert (by_key["pass_rate"].status, by_key["pass_rate"].met, by_key["pass_rate"].total) == ("met", 20, 20)
+    assert by_key["recovery"].status == "met"
+    # one restore took 45 s: above 30 s, within 60 s
+    assert (by_key["restore"].status, by_key["restore"].met, by_key["restore"].value) == ("at risk", 19, 45.0)
+    assert by_key["rto"].status == by_key["rpo"].status == "unknown"  # no failover at all
+    assert by_key["error_budget"].status == "unknown"
+    few = {o.key: o for o in objectives(runs[:3], ["eu-1"], ())}
+    assert few["pass_rate"].status == "unproven"  # 3 of 3 is above 95 %, but 3 runs show nothing
+    missed = {o.key: o for o in objectives([*runs[:3], run("f", verdict="failed")], ["eu-1"], ())}
+    assert missed["pass_rate"].status == "missed"
+
+
+def test_rto_is_unproven_while_a_cell_never_ran_a_failover() -> None:
+    runs = [run("db", kind="db-failover", rto_s=0.1, rpo_s=0.0, rpo_rows=0)]
+    by_key = {o.key: o for o in objectives(runs, ["eu-1", "us-1"], ())}
+    assert (by_key["rto"].status, by_key["rto"].untested) == ("unproven", 1)
+    assert {o.key: o for o in objectives(runs, ["eu-1"], ())}["rto"].status == "met"
+
+
+def test_every_finding_comes_with_its_next_step() -> None:
+    now = T0 + timedelta(days=2)
+    lost = CriterionResult("no data loss (RPO)", "rpo_rows <= 0", "3", False)
+    runs = [run("db", kind="db-failover", verdict="failed", rpo_rows=3, rpo_s=0.4, criteria=(lost,),
+                started=now - timedelta(hours=5)),
+            run("nr", kind="latency", verdict="not_recovered", impact="seen",
+                started=now - timedelta(hours=4)),
+            run("hot", cell="us-1", kind="pod-kill", downtime_s=1200.0, started=now - timedelta(hours=3))]
+    budgets = rolling_budget(runs, now, timedelta(days=30))
+    outlook = ScheduleOutlook("weekly", 28.0, ("eu-1", "us-1"), (),
+                              excluded={"us-1": frozenset({"db-failover"})})
+    cover = coverage(runs, now, ["eu-1", "us-1"], outlook, budgets)
+    found = actions(runs, cover, budgets, {"eu-1": 1, "us-1": 2})
+    rules = [(a.rule, a.cell, a.kind) for a in found]
+    assert rules[:3] == [("rpo_loss", "eu-1", "db-failover"), ("not_recovered", "eu-1", "latency"),
+                         ("budget_freeze", "us-1", None)]
+    assert ("excluded", "us-1", "db-failover") in rules
+    assert ("never_tested", "eu-1", "cpu-stress") in rules
+    assert rules[-1] == ("sandbox_only", None, None)
+    by_rule = {a.rule: a for a in found}
+    assert by_rule["rpo_loss"].next_step.startswith("make replication synchronous, or accept the loss")
+    assert by_rule["rpo_loss"].run_id == "db" and "lost 3 acknowledged writes" in by_rule["rpo_loss"].finding
+    assert by_rule["never_tested"].next_step.startswith("schedule it")
+    assert "freeze chaos on this cell until its error budget is back under 80 %" \
+        in by_rule["budget_freeze"].next_step
+    assert all(a.next_step for a in found) and set(by_rule) <= set(NEXT_STEPS)
+
+
+def test_what_lowered_a_kind_score_adds_up_to_what_it_lost() -> None:
+    now = T0 + timedelta(days=60)
+    runs = [run("old-pass", started=now - timedelta(days=30)),  # weight 0.5: decay costs half
+            run("failed", kind="latency", verdict="failed", started=now - timedelta(seconds=1))]  # 0.5
+    cell, = resilience_score(runs, now).cells
+    pod, lat, cpu, _ = cell.kinds
+    assert kind_points(pod) == pytest.approx((0.0, 12.5))  # 25 * (1 - 0.5) for stale evidence
+    assert kind_points(lat) == pytest.approx((12.5, 0.0), abs=1e-4)  # 25 * (1 - 0.5) for the failure
+    assert kind_points(cpu) == (0.0, 25.0)  # untested
+    assert cell.score == pytest.approx(100 - sum(sum(kind_points(k)) for k in cell.kinds))

@@ -17,13 +17,14 @@ out_option = click.option("--out", type=click.Path(path_type=Path),
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the written files as one JSON object.")
 pdf_option = click.option("--pdf", is_flag=True,
-                          help="Also write report.pdf (needs the optional extra: "
-                               "pip install 'gameday-runner[pdf]').")
+                          help="Also write report.pdf, printed by headless Chromium "
+                               "(`make browser` installs it; or set GAMEDAY_CHROMIUM).")
 
 
 def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
            out: Path | None, default: Callable[[datetime], Path], pdf: bool,
            as_json: bool) -> None:
+    from gameday.reporting.links import is_reports_root, store_builder
     from gameday.reporting.render import check_folder, require_pdf, write_report
 
     now = datetime.now(UTC)
@@ -34,9 +35,13 @@ def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | No
         store = open_store(store_url, create=False)
         try:
             context = build(store, now)
+            # The store stays open: the reports this one links to are written with it.
+            # --out in a folder of the user's (not a reports root): nothing is written beside it.
+            folder = out or default(now)
+            files = write_report(context, folder, pdf=pdf, related=store_builder(store, now),
+                                 in_root=out is None or is_reports_root(folder.parent, folder))
         finally:
             store.close()
-        files = write_report(context, out or default(now), pdf=pdf)
     if as_json:
         print_json({"html": str(files.html), "markdown": str(files.markdown),
                     "json": str(files.json), "pdf": str(files.pdf) if files.pdf else None})
@@ -86,19 +91,39 @@ def window(window_id: str, store_url: str | None, out: Path | None, pdf: bool,
 @click.option("--since", default="90d", show_default=True,
               help="Start of the period: a span (90d, 12w, 36h) or an ISO date.")
 @click.option("--cells", multiple=True, help="Only these cells (repeat, or comma-separated).")
+@click.option("--environment", "environments", multiple=True,
+              type=click.Choice(["sandbox", "staging", "production", "unknown"]),
+              help="Only runs from this environment (repeat for several; default all, each "
+                   "figure labelled with where its evidence came from).")
+@click.option("--schedule", "schedule_file", type=click.Path(path_type=Path),
+              help="The schedule whose next 4 weeks the coverage shows (default "
+                   "schedules/weekly.yaml when it exists).")
+@click.option("--no-schedule", is_flag=True,
+              help="Coverage from the runs alone (what ran, what was skipped), no plan.")
 @store_option
 @out_option
 @pdf_option
 @json_option
-def resilience(since: str, cells: tuple[str, ...], store_url: str | None, out: Path | None,
-               pdf: bool, as_json: bool) -> None:
+def resilience(since: str, cells: tuple[str, ...], environments: tuple[str, ...],
+               schedule_file: Path | None, no_schedule: bool, store_url: str | None,
+               out: Path | None, pdf: bool, as_json: bool) -> None:
     """The resilience report for leadership over a period (default the last 90 days)."""
+    from gameday.config import DEFAULT_SCHEDULE_FILE
+    from gameday.config.schedule import load_schedule
     from gameday.reporting.reports import default_folder, parse_since, resilience_report
+    from gameday.scheduler.outlook import schedule_outlook
 
     names = [c.strip() for value in cells for c in value.split(",") if c.strip()]
     now = datetime.now(UTC)
     with exit_codes():
         start = parse_since(since, now)  # bad input: exit 2 before the store is opened
-    _write(lambda store, at: resilience_report(store, at, start, None, names or None),
-           store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf,
-           as_json)
+        path = schedule_file if schedule_file is not None else (
+            DEFAULT_SCHEDULE_FILE if DEFAULT_SCHEDULE_FILE.is_file() and not no_schedule
+            else None)
+        schedule = load_schedule(path) if path is not None else None  # a bad file: exit 2
+    _write(lambda store, at: resilience_report(
+        store, at, start, None, names or None,
+        schedule_outlook(schedule, at) if schedule is not None else None,
+        list(environments) or None),
+        store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf,
+        as_json)

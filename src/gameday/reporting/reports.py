@@ -2,7 +2,8 @@
 
     run_report(store, run_id, now)                         -> report data (dict)
     window_report(store, window_id, now)                   -> report data
-    resilience_report(store, now, since, until, cells)     -> report data
+    resilience_report(store, now, since, until, cells,
+                      outlook, environments)               -> report data
     parse_since("90d", now)                                -> datetime
 
 Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gameday.analytics.coverage import ScheduleOutlook
 from gameday.errors import InputError
 from gameday.reporting.context import build_run_report
 from gameday.reporting.resilience_context import build_resilience_report
@@ -83,16 +85,23 @@ def window_report(store: Store, window_id: str, now: datetime) -> dict[str, Any]
 
 def resilience_report(store: Store, now: datetime, since: datetime,
                       until: datetime | None = None,
-                      cells: Sequence[str] | None = None) -> dict[str, Any]:
+                      cells: Sequence[str] | None = None,
+                      outlook: ScheduleOutlook | None = None,
+                      environments: Sequence[str] | None = None) -> dict[str, Any]:
+    """The resilience report's data; ``outlook``: the schedule's plan as plain data (the CLI
+    builds it from the scheduler; None: no schedule, coverage says so)."""
     end = until or now
-    # The previous period too: the report's trend compares against it.
-    earliest = since - (end - since)
-    runs = store.list_runs(limit=None, since=earliest, until=end, with_journal=False)
+    # The previous period too: the report's trend compares against it (and coverage's "last
+    # tested" looks that far back); at least the error-budget gate's period.
+    budget_days = outlook.budget_period_days if outlook is not None else 30.0
+    earliest = min(since - (end - since), end - timedelta(days=budget_days))
     if cells:
-        known = {r.cell for r in store.list_runs(limit=None, with_journal=False)}
+        known = set(store.run_cells())
         unknown = sorted(set(cells) - known)
         if unknown:
             raise InputError("--cells", "cells with runs in the store: "
                              + (", ".join(sorted(known)) or "none yet"), ", ".join(unknown),
                              "name cells that have run experiments (`gameday runs` lists them)")
-    return build_resilience_report(runs, now, since, end, cells)
+    runs = store.list_runs(limit=None, since=earliest, until=end, cells=cells or None,
+                           with_journal=False)
+    return build_resilience_report(runs, now, since, end, cells, outlook, environments)
