@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gameday.reporting.numbers import fmt
 
@@ -117,3 +120,51 @@ def assert_html_shows_report_json(folder: Path) -> dict[str, Any]:
         assert n["value"] == at(data, n["key"]), n
         assert n["text"] == fmt(n["value"], n["unit"]), n
     return data
+
+
+class PlainClient(threading.Thread):
+    """An independent peer that knows nothing of gameday: POST /payments at ``hz`` from one
+    thread, a fresh connection each; any answer but 201, or none within 2 s, is a failure."""
+
+    def __init__(self, url: str, hz: float) -> None:
+        super().__init__(daemon=True)
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
+        self.period = 1.0 / hz
+        self.stop = threading.Event()
+        self.sent: list[tuple[float, int]] = []  # (monotonic send time, status; 0 = no answer)
+
+    def run(self) -> None:
+        next_tick = time.monotonic()
+        while not self.stop.is_set():
+            sent = time.monotonic()
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
+            try:
+                conn.request("POST", "/payments", json.dumps({"amount_cents": 1}),
+                             {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                status = 0
+            finally:
+                conn.close()
+            self.sent.append((sent, status))
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay < 0:
+                next_tick, delay = time.monotonic(), 0.0
+            self.stop.wait(delay)
+
+
+    def __enter__(self) -> PlainClient:
+        self.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.join()
+
+    @property
+    def failures(self) -> list[tuple[float, int]]:
+        return [(t, status) for t, status in self.sent if status != 201]

@@ -2,73 +2,29 @@
 with a plain 50 Hz client beside it that knows nothing of gameday.
 
 A pod kill's impact lasts 6-95 ms (until the balancer's health check takes the replica out):
-the runner must catch it about as often as the plain client does, and say what it could miss. Under 800 ms of database latency the runner's own probes
-must not become the load that breaks the cell, and their own client timeouts are not errors of
-the cell: the verdict is the same in every trial.
+the runner must catch it about as often as the plain client does, and say what it could miss.
+Under 800 ms of database latency the runner's own probes must not become the load that breaks
+the cell, and their own client timeouts are not errors of the cell: the verdict is the same in
+every trial.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from gameday.store import Store
-from helpers import ROOT, Sandbox, run_cli, wait_for
+from helpers import ROOT, PlainClient, Sandbox, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
 EXPERIMENTS = ROOT / "experiments" / "local"
 POD_KILL_TRIALS = 10
 LATENCY_TRIALS = 3
-
-
-class PlainClient:
-    """POST /payments at 50 Hz, a fresh connection each, one thread: a failure is any answer
-    but 201 or no answer within 2 s."""
-
-    def __init__(self, url: str, hz: float = 50.0) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
-        self.period = 1 / hz
-        self.failures: list[tuple[float, str]] = []
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PlainClient:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        tick = time.monotonic()
-        while not self._stop.is_set():
-            self.sent += 1
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
-            try:
-                conn.request("POST", "/payments", json.dumps({"amount_cents": 1}),
-                             {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                response.read()
-                if response.status != 201:
-                    self.failures.append((time.monotonic(), str(response.status)))
-            except (OSError, http.client.HTTPException) as exc:
-                self.failures.append((time.monotonic(), type(exc).__name__))
-            finally:
-                conn.close()
-            tick += self.period
-            self._stop.wait(max(0.0, tick - time.monotonic()))
 
 
 def experiment(tmp_path: Path, kind: str, pause_s: float, **arguments: Any) -> Path:
@@ -112,10 +68,10 @@ def test_the_runner_sees_a_pod_kill_whenever_a_plain_50_hz_client_does(
     tally: list[tuple[bool, bool]] = []  # (plain client saw a failure, runner saw impact)
     for _ in range(POD_KILL_TRIALS):
         whole(cell)
-        with PlainClient(url) as client:
+        with PlainClient(url, 50.0) as client:
             out = run(cell, tmp_path, path, "--baseline", "1", "--stability-window", "1",
                       "--error-span", "2")
-        assert client.sent > 100
+        assert len(client.sent) > 100
         tally.append((bool(client.failures), out["impact"] == "seen"))
         if out["impact"] == "none":  # one replica of three: 3 burst periods
             assert out["detection_floor_ms"] == pytest.approx(60.0), out

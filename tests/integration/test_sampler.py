@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import http.client
-import json
 import random
 import secrets
 import threading
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -31,7 +29,7 @@ from gameday.model import Sample
 from gameday.sandbox import manager
 from gameday.targets import open_target
 from gameday.targets.base import Probe, Target
-from helpers import Sandbox, wait_for
+from helpers import PlainClient, Sandbox, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,40 +63,6 @@ def whole_cell(box: Sandbox) -> int:
             else 0
 
     return int(wait_for(ready, 60, "every replica ready"))
-
-
-class PlainClient(threading.Thread):
-    """The independent peer: a simple 50 Hz loop, its own connection per request."""
-
-    def __init__(self, url: str, hz: float) -> None:
-        super().__init__(daemon=True)
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
-        self.period = 1.0 / hz
-        self.stop = threading.Event()
-        self.sent: list[tuple[float, int]] = []  # (monotonic send time, status; 0 = no answer)
-
-    def run(self) -> None:
-        next_tick = time.monotonic()
-        while not self.stop.is_set():
-            sent = time.monotonic()
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=2.0)
-            try:
-                conn.request("POST", "/payments", json.dumps({"amount_cents": 1}),
-                             {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                status = 0
-            finally:
-                conn.close()
-            self.sent.append((sent, status))
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay < 0:
-                next_tick, delay = time.monotonic(), 0.0
-            self.stop.wait(delay)
 
 
 def latency_trial(box: Sandbox, target: Target, n: int) -> tuple[list[Sample], Any, float]:
