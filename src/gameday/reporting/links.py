@@ -204,7 +204,29 @@ def is_reports_root(root: Path, folder: Path) -> bool:
         e.name == ".gitkeep" or (e.is_dir() and (e / "report.json").is_file()) for e in entries)
 
 
+# What each report.json said, by (path, size, mtime): writing many reports in one process
+# (the window runner, a loop of run reports) rewrites the index each time, and must not read
+# every report again for it.
+_ENTRIES: dict[tuple[str, int, int, bool, bool], IndexEntry | None] = {}
+
+
 def _entry(folder: Path) -> IndexEntry | None:
+    path = folder / "report.json"
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    # The PDF and the page are written after report.json: their presence is part of the entry.
+    key = (str(path), stat.st_size, stat.st_mtime_ns, (folder / "report.pdf").is_file(),
+           _has_report(folder))
+    if key not in _ENTRIES:
+        if len(_ENTRIES) > 4 * MAX_INDEXED:
+            _ENTRIES.clear()
+        _ENTRIES[key] = _read_entry(folder)
+    return _ENTRIES[key]
+
+
+def _read_entry(folder: Path) -> IndexEntry | None:
     try:
         data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
