@@ -19,14 +19,16 @@ timed test).
                           and reads ru_maxrss from os.wait4 on its pid. Target: under 3 s and 1 GB
                           (10^9 bytes); printed PASS/MISS, never asserted.
     phases                once, in another fresh process: open the store (as the CLI: reconcile
-                          too), read the runs, build the report data, render + write; timed, then
+                          too), read the runs (Store.report_runs, the report's figures only, as
+                          resilience_report reads), build the report data, render + write; timed, then
                           traced (tracemalloc peaks per phase). A missed time target, or --profile,
                           prints cProfile's top functions by cumulative time.
     the current peer      the report as it was before issue 10 (benchmarks/v1_report/: a frozen copy
                           of analytics/fleet.py, reporting/resilience_context.py and the resilience
-                          templates at 487eb5c, rendered by today's renderer) against today's, each in
-                          a fresh process on the same store in the same run: wall, peak RSS, phases,
-                          and the ratio v1 / new.
+                          templates at 487eb5c, rendered by today's renderer, reading whole records
+                          with Store.list_runs as it did) against today's (Store.report_runs), each
+                          in a fresh process on the same store in the same run: wall, peak RSS,
+                          phases, and the ratio v1 / new.
     pandas                the fleet aggregation (MTTR by kind, week and cell, "k of n", pass rate per
                           cell and kind, RTO compliance, rolling error budget, the score) both ways on
                           the same runs: gameday.analytics (pure Python) and pandas (DataFrame from
@@ -624,14 +626,16 @@ def _phases(args: dict[str, Any]) -> dict[str, Any]:
     from gameday.cli.runs import open_store
     from gameday.reporting.render import render_html, render_json, render_markdown, write_report
     from gameday.reporting.reports import parse_since
-    from gameday.reporting.resilience_context import build_resilience_report
+    from gameday.reporting.resilience_context import FIGURES, build_resilience_report
 
     def once(folder: Path, mark: Callable[[str], None]) -> dict[str, Any]:
         now = datetime.now(UTC)
         since = parse_since(args["since"], now)
         store = open_store(args["url"])
         mark("open")
-        runs = store.list_runs(limit=None, since=since - (now - since), until=now, with_journal=False)
+        # As resilience_report reads: the lean read, only the figures the report reads.
+        runs = store.report_runs(since=min(since - (now - since), now - timedelta(days=30)), until=now,
+                                 figures=FIGURES)
         store.close()
         mark("read")
         context = build_resilience_report(runs, now, since, now, None)
@@ -694,18 +698,23 @@ def _run_reports(args: dict[str, Any]) -> dict[str, Any]:
     return {"loop_s": time.perf_counter() - started}
 
 
-def _read_runs(url: str, since_text: str) -> tuple[datetime, datetime, list[RunRecord], float, float]:
-    """As resilience_report reads: open the store (reconcile too), the runs of both periods."""
+def _read_runs(url: str, since_text: str, lean: bool = True
+               ) -> tuple[datetime, datetime, list[RunRecord], float, float]:
+    """As resilience_report reads: open the store (reconcile too), the runs of both periods;
+    ``lean``: with Store.report_runs and only the report's figures, as today's report reads
+    (else Store.list_runs: full records, as the report read before)."""
     from gameday.cli.runs import open_store
     from gameday.reporting.reports import parse_since
+    from gameday.reporting.resilience_context import FIGURES
 
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     since = parse_since(since_text, now)
     store = open_store(url)
     t1 = time.perf_counter()
-    runs = store.list_runs(limit=None, since=min(since - (now - since), now - timedelta(days=30)),
-                           until=now, with_journal=False)
+    earliest = min(since - (now - since), now - timedelta(days=30))
+    runs = store.report_runs(since=earliest, until=now, figures=FIGURES) if lean else \
+        store.list_runs(limit=None, since=earliest, until=now, with_journal=False)
     store.close()
     return now, since, runs, t1 - t0, time.perf_counter() - t1
 
@@ -725,7 +734,8 @@ def _report_once(args: dict[str, Any]) -> dict[str, Any]:
         from gameday.reporting import render
         from gameday.reporting.resilience_context import build_resilience_report
     imports = time.perf_counter() - started
-    now, since, runs, open_s, read_s = _read_runs(args["url"], args["since"])
+    # v1 reads as it did (list_runs, whole records); the new path as resilience_report does.
+    now, since, runs, open_s, read_s = _read_runs(args["url"], args["since"], lean=args["path"] != "v1")
     t0 = time.perf_counter()
     if args["path"] == "v1":
         context = build_v1(runs, now, since, now, None)
@@ -1074,7 +1084,7 @@ def main() -> None:
         t, peaks, split = p["times"], p["peaks"], p["render_split"]
         print(f"  in-process phases, once ({name}): total {sum(t.values()):.2f} s")
         for key, label in (("open", "open store + reconcile (+ imports)"),
-                           ("read", f"read {p['runs']:,} runs (no journals)"),
+                           ("read", f"read {p['runs']:,} runs (report_runs)"),
                            ("build", "build report data"), ("render", "render + write")):
             print(f"    {label:<36} {t[key]:6.2f} s   traced peak {peaks[key] / MB:6.1f} MB")
         print(f"    (render alone: html {split['html']:.2f} s, md {split['md']:.2f} s, "

@@ -195,6 +195,67 @@ def test_runs_with_status(store: Store) -> None:
     assert store.runs_with_status("completed")[0].verdict == "passed"
 
 
+def test_report_runs_equal_list_runs(store: Store) -> None:
+    """The lean read of reports gives list_runs' records (no journal), times UTC and equal."""
+    tier1 = CellObjectives(tier=1, tenants=("acme", "globex"), availability_slo=99.95,
+                           p95_latency_slo_ms=250.0, rto_s=900.0, rpo_s=60.0)
+    tier2 = dataclasses.replace(tier1, tier=2, tenants=("initech",), rto_s=1800.0)
+    made = []
+    for i in range(12):
+        # Some given in +02:00, some with microseconds 0 and some without an end.
+        started = (T0 + timedelta(hours=i, microseconds=7 * i)).astimezone(CEST if i % 3 else UTC)
+        made.append(make_run(
+            f"run-{i:02d}", cell=f"cell-{i % 3}", started=started, kind=("pod-kill", "db-failover")[i % 2],
+            status="completed" if i % 5 else "interrupted",
+            ended_utc=None if i % 4 == 0 else started + timedelta(seconds=90, microseconds=i),
+            verdict=(None, "passed", "failed", "aborted", "not_recovered", "skipped")[i % 6],
+            reason=None if i % 2 else f"halt: error rate above 50 % ({i})",
+            figures={} if i == 5 else {"impact": ("seen", "none")[i % 2], "recovery_s": 1.5 * i,
+                                       "rpo_rows": i % 3, "adapted": i % 2 == 0, "rto_s": None,
+                                       "nested": {"p90": [1.5, i]}, "big": 2**53 + i, "a.b": "dotted"},
+            criteria=[] if i % 4 == 1 else [
+                CriterionResult("recovery", "recovery_s <= 60", f"{i} s", i % 2 == 0),
+                CriterionResult("errors", "error_rate <= 0.01", "0.4 %", True)],
+            journal={"status": "completed", "i": i}, runner_pid=4000 + i,
+            runner_start_ticks=None if i % 3 == 0 else 987654321012 + i,
+            window_id=f"win-{i % 2}" if i % 3 else None,
+            objectives=(None, tier1, tier2)[i % 3], environment=("sandbox", "staging", "production")[i % 3]))
+    for run in made:
+        store.create_run(run)
+    since, until = T0 + timedelta(hours=1), T0 + timedelta(hours=11)
+
+    listed = store.list_runs(limit=None, since=since, until=until, with_journal=False)
+    lean = store.report_runs(since=since, until=until)
+    assert [r.run_id for r in listed] == [f"run-{i:02d}" for i in range(10, 0, -1)]
+    assert lean == listed
+    for got, want in zip(lean, listed, strict=True):
+        assert_utc(got.started_utc)
+        assert got.started_utc == want.started_utc and got.started_utc.tzinfo is want.started_utc.tzinfo
+        assert got.ended_utc == want.ended_utc
+        if got.ended_utc is not None:
+            assert_utc(got.ended_utc)
+        assert got.journal is None
+    assert store.report_runs() == store.list_runs(limit=None, with_journal=False)
+
+    # Only the figures asked for (those stored and not null), everything else the same.
+    names = ("impact", "recovery_s", "rto_s", "a.b", "missing")
+    trimmed = store.report_runs(since=since, until=until, figures=names)
+    assert trimmed == [dataclasses.replace(r, figures={k: v for k, v in r.figures.items()
+                                                       if k in names and v is not None})
+                       for r in listed]
+    assert trimmed[0].figures == {"impact": "seen", "recovery_s": 15.0, "a.b": "dotted"}
+    one = store.report_runs(since=since, until=until, figures=["rpo_rows"])
+    assert [r.figures for r in one] == [{"rpo_rows": r.figures["rpo_rows"]} if "rpo_rows" in r.figures else {}
+                                        for r in listed]
+    assert {tuple(r.figures) for r in store.report_runs(figures=())} == {()}
+
+    # Filters as list_runs' (cells) and by environment.
+    some = store.report_runs(since=since, until=until, cells=["cell-1", "cell-2"], environments=["staging"])
+    assert some == [r for r in listed if r.cell in ("cell-1", "cell-2") and r.environment == "staging"]
+    assert some and all(r.cell == "cell-1" for r in some)
+    assert store.report_runs(cells=[]) == []
+
+
 # --------------------------------------------------------------------------- timeline
 
 

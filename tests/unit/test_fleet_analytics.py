@@ -654,3 +654,57 @@ def test_what_lowered_a_kind_score_adds_up_to_what_it_lost() -> None:
     assert kind_points(lat) == pytest.approx((12.5, 0.0), abs=1e-4)  # 25 * (1 - 0.5) for the failure
     assert kind_points(cpu) == (0.0, 25.0)  # untested
     assert cell.score == pytest.approx(100 - sum(sum(kind_points(k)) for k in cell.kinds))
+
+
+# -- what the resilience report reads --------------------------------------------------------
+
+
+def _fleet_year(count: int = 600) -> list[RunRecord]:
+    """Runs of every kind, verdict and environment over a year, with the full version-2
+    figures a runner stores (far more than the report reads), newest first as the store gives."""
+    verdicts: tuple[Verdict, ...] = ("passed", "passed", "failed", "not_recovered", "aborted", "skipped",
+                                     "passed")
+    out = []
+    for i in range(count):
+        kind = KINDS[i % 4]
+        verdict = verdicts[i % len(verdicts)]
+        seen = i % 3 != 0
+        figures: dict[str, Any] = {
+            "impact": "seen" if seen else "none", "recovery_s": 0.5 + i % 17 if seen else None,
+            "adapted": i % 11 == 0, "restore_s": 1.0 + i % 41, "downtime_s": i % 5 * 1.5,
+            "rto_s": 0.2 + i % 19 if kind == "db-failover" else None,
+            "rpo_s": 0.01 * (i % 4) if kind == "db-failover" else None,
+            "rpo_rows": i % 4 if kind == "db-failover" else None,
+            "t_inject": 4.2, "p95_ms_baseline": 11.0, "error_rate": 0.01, "samples": 150,
+            "probe_hz": 10.0, "observed_by": "sandbox", "recovered": verdict != "not_recovered"}
+        criteria = (CriterionResult("recovery", "recovery_s <= 5", f"{i % 17} s", i % 17 <= 5),
+                    CriterionResult("errors", "error_rate <= 0.02", "1 %", True))
+        out.append(run(f"r{i:04d}", cell=f"cell-{i % 13:02d}", kind=kind, verdict=verdict,
+                       started=T0 - timedelta(hours=14 * i),
+                       reason="halt: error rate above 50%" if verdict == "aborted" and i % 2 else None,
+                       objectives=OBJ if i % 9 else None, criteria=criteria,
+                       environment=("sandbox", "staging", "production")[i % 13 % 3], **figures))
+    return out
+
+
+@pytest.mark.parametrize("envs", [None, ("staging",)])
+def test_the_resilience_report_reads_only_its_figures(envs: tuple[str, ...] | None) -> None:
+    """Store.report_runs reads only resilience_context.FIGURES for the report: the report is the
+    same from runs that hold nothing else."""
+    from dataclasses import replace
+
+    from gameday.reporting.resilience_context import FIGURES, build_resilience_report
+
+    runs = _fleet_year()
+    trimmed = [replace(r, figures={k: v for k, v in r.figures.items() if k in FIGURES and v is not None})
+               for r in runs]
+    now = T0 + timedelta(days=1)
+    plan = ScheduleOutlook(name="weekly", horizon_days=28, cells=("cell-00", "cell-99"),
+                           upcoming=(Upcoming("cell-00", "latency", now + timedelta(days=3)),
+                                     Upcoming("cell-99", "pod-kill", now + timedelta(days=4), "freeze: x")))
+    for outlook in (None, plan):
+        full = build_resilience_report(runs, now, now - timedelta(days=180), now, None, outlook, envs)
+        lean = build_resilience_report(trimmed, now, now - timedelta(days=180), now, None, outlook, envs)
+        full.pop("generated_at"), lean.pop("generated_at")
+        assert lean == full
+        assert full["mttr"]["overall"]["runs"] and full["dr_compliance"] and full["actions"]["total"]

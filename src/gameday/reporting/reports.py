@@ -20,6 +20,7 @@ from typing import Any
 from gameday.analytics.coverage import ScheduleOutlook
 from gameday.errors import InputError
 from gameday.reporting.context import build_run_report
+from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
 from gameday.reporting.resilience_context import build_resilience_report
 from gameday.reporting.window_context import build_window_report
 from gameday.store import Store
@@ -102,6 +103,7 @@ def resilience_report(store: Store, now: datetime, since: datetime,
             raise InputError("--cells", "cells with runs in the store: "
                              + (", ".join(sorted(known)) or "none yet"), ", ".join(unknown),
                              "name cells that have run experiments (`gameday runs` lists them)")
-    runs = store.list_runs(limit=None, since=earliest, until=end, cells=cells or None,
-                           with_journal=False)
+    # The lean read: no journals, and only the figures the report reads.
+    runs = store.report_runs(since=earliest, until=end, cells=cells or None,
+                             environments=environments or None, figures=RESILIENCE_FIGURES)
     return build_resilience_report(runs, now, since, end, cells, outlook, environments)

@@ -23,6 +23,11 @@ from gameday.model import RunRecord
 from gameday.reporting.context import KIND_WORDS, KINDS, REPORT_SCHEMA_VERSION, plain
 from gameday.reporting.numbers import fmt
 
+# Every figure this report reads, here and in the analytics it calls (fleet, assessment): the
+# store reads only these for it (Store.report_runs); tests/unit/test_fleet_analytics.py checks
+# that the report is the same from runs that hold nothing else.
+FIGURES = frozenset({"impact", "recovery_s", "adapted", "restore_s", "rto_s", "rpo_s", "rpo_rows",
+                     "downtime_s"})
 TOP_ACTIONS = 10
 MAX_SERIES_CELLS = 8
 DEFAULT_MTTR_TARGET_S = 60.0  # seed: "Full recovery within 1 minute"
@@ -162,7 +167,8 @@ def _summary(runs: Sequence[RunRecord], envs: Sequence[str], cover: Sequence[Cov
         return ["No experiment ran to a verdict in this period"
                 + (f" ({skipped} skipped)" if skipped else "") + f"{gap_text}."]
     cells = sorted({r.cell for r in evidence})
-    clean = [c for c in cells if all(r.verdict == "passed" for r in evidence if r.cell == c)]
+    missed = {r.cell for r in evidence if r.verdict != "passed"}
+    clean = [c for c in cells if c not in missed]
     lines = [f"{len(clean)} of {len(cells)} cell{'s' if len(cells) != 1 else ''} passed all the runs "
              f"they ran, on {label} evidence{gap_text}."]
     if "production" not in envs:

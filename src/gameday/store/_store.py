@@ -10,20 +10,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, get_args
 
-from sqlalchemy import Connection, Engine, RowMapping, create_engine, event, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    Text,
+    cast,
+    create_engine,
+    event,
+    func,
+    inspect,
+    literal,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.elements import ColumnElement
 
 from gameday.errors import InputError
 from gameday.files import open_private, private_dirs
@@ -208,6 +225,90 @@ class Store:
         with self._read("list runs") as conn:
             rows = conn.execute(query).mappings().all()
         return [_run_from(row) for row in rows]
+
+    def report_runs(self, *, since: datetime | None = None, until: datetime | None = None,
+                    cells: Sequence[str] | None = None,
+                    environments: Sequence[str] | None = None,
+                    figures: Collection[str] | None = None) -> list[RunRecord]:
+        """Runs started in [since, until), of some ``cells`` and ``environments`` (None: all),
+        newest first as ``list_runs`` orders them, for reports over many runs: never the
+        journal, and read through the driver's own values (no per-value SQLAlchemy
+        processing), so a fleet's year reads in a fraction of the time.
+
+        The records equal ``list_runs``' (times timezone-aware UTC, the same instants), except
+        that with ``figures`` (names) a record's figures hold only those of them that are
+        stored and not null: what a report reads, without parsing the rest. Repeated values
+        (cells, kinds, objectives) are shared between records.
+        """
+        runs = schema.runs
+        names = sorted(set(figures)) if figures is not None else None
+        with self._read("list runs for a report") as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            figure_column: Any
+            if names is None:
+                figure_column = cast(runs.c.figures, Text)
+            elif not names:
+                figure_column = literal("[]", Text)
+            elif sqlite:
+                # json_extract of two paths or more parses the document once and answers a JSON
+                # array of the values (null for a missing one); one name is asked for twice.
+                paths = [_json_path(n) for n in (names if len(names) > 1 else names * 2)]
+                figure_column = type_coerce(func.json_extract(runs.c.figures, *map(literal, paths)), Text)
+            else:
+                figure_column = cast(func.json_build_array(*(runs.c.figures[n] for n in names)), Text)
+            # The times without UtcDateTime's processing: the driver's values, converted below.
+            columns = [type_coerce(runs.c[name], Text) if name.endswith("_utc") else runs.c[name]
+                       for name in _REPORT_COLUMNS]
+            query = select(*columns, figure_column, cast(runs.c.criteria, Text),
+                           cast(runs.c.objectives, Text))
+            if not sqlite:
+                query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+            if cells is not None:
+                query = query.where(runs.c.cell.in_(list(cells)))
+            if environments is not None:
+                wanted: ColumnElement[bool] = runs.c.environment.in_(list(environments))
+                if "unknown" in environments:  # what a run stored before environments reads as
+                    wanted = or_(wanted, runs.c.environment.is_(None), runs.c.environment == "")
+                query = query.where(wanted)
+            if since is not None:
+                query = query.where(runs.c.started_utc >= since)
+            if until is not None:
+                query = query.where(runs.c.started_utc < until)
+            when = _sqlite_time if sqlite else _driver_time
+            seen: dict[Any, Any] = {}  # one object per repeated value (cells, kinds, reasons)
+            intern = seen.setdefault
+            loads = json.loads
+            objectives: dict[str | None, CellObjectives | None] = {None: None}
+            results: dict[tuple[Any, ...], CriterionResult] = {}  # criteria repeat run after run
+            out = []
+            rows = (row for part in conn.execute(query).partitions(2000) for row in part)
+            for (run_id, experiment, experiment_path, kind, cell, target, started, status, ended,
+                 verdict, reason, runner_pid, runner_start_ticks, schema_version, window_id, env,
+                 figure_text, criteria_text, objectives_text) in rows:
+                if names is None:
+                    values = loads(figure_text)
+                else:
+                    found = loads(figure_text)
+                    values = {n: v for n, v in zip(names, found, strict=False) if v is not None}
+                goals = objectives.get(objectives_text, _MISSING)
+                if goals is _MISSING:
+                    parsed = loads(objectives_text)
+                    goals = objectives[objectives_text] = None if parsed is None else _objectives_from(parsed)
+                out.append(RunRecord(
+                    run_id=run_id, experiment=intern(experiment, experiment),
+                    experiment_path=intern(experiment_path, experiment_path), kind=intern(kind, kind),
+                    cell=intern(cell, cell), target=intern(target, target), started_utc=when(started),
+                    status=intern(status, status), ended_utc=None if ended is None else when(ended),
+                    verdict=intern(verdict, verdict), reason=intern(reason, reason), figures=values,
+                    criteria=[_criterion(results, c) for c in loads(criteria_text)],
+                    journal=None, runner_pid=runner_pid, runner_start_ticks=runner_start_ticks,
+                    window_id=intern(window_id, window_id), objectives=goals,
+                    schema_version=schema_version, environment=str(intern(env, env)) if env else "unknown"))
+        if sqlite:
+            # list_runs' order, sorted here: SQLite's own sort walks the index to every row, which
+            # takes longer than the scan (run ids compare as SQLite's BINARY collation does).
+            out.sort(key=_newest_first, reverse=True)
+        return out
 
     def run_cells(self) -> list[str]:
         """Every cell that has a stored run, by name."""
@@ -783,6 +884,40 @@ def _run_from(row: RowMapping) -> RunRecord:
         objectives=_objectives_from(row["objectives"]), schema_version=row["schema_version"],
         environment=row["environment"] or "unknown",
     )
+
+
+_REPORT_COLUMNS: Final = ("run_id", "experiment", "experiment_path", "kind", "cell", "target",
+                          "started_utc", "status", "ended_utc", "verdict", "reason", "runner_pid",
+                          "runner_start_ticks", "schema_version", "window_id", "environment")
+_MISSING: Final[Any] = object()
+
+
+def _newest_first(run: RunRecord) -> tuple[datetime, str]:
+    return run.started_utc, run.run_id
+
+
+def _criterion(known: dict[tuple[Any, ...], CriterionResult], stored: Mapping[str, Any]) -> CriterionResult:
+    key = (stored["name"], stored["expected"], stored["actual"], bool(stored["ok"]))
+    found = known.get(key)
+    if found is None:
+        found = known[key] = CriterionResult(*key)
+    return found
+
+
+def _json_path(name: str) -> str:
+    """A SQLite JSON path to the top-level key ``name`` (quoted: any key, dots included)."""
+    return "$." + json.dumps(name)
+
+
+def _sqlite_time(value: str) -> datetime:
+    # What UtcDateTime stored: naive UTC text ("2025-01-04 02:00:00.123456").
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _driver_time(value: datetime) -> datetime:
+    # PostgreSQL's timestamptz comes in the session's zone: the same instant, in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _window_from(row: RowMapping) -> WindowRecord:
