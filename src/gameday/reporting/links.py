@@ -8,10 +8,9 @@ links to another only when that one's file exists in the same root, or is writte
                                                 "windows": {id: href}, "index": href}}
     scan_reports(root)                       -> what ``<root>/index.html`` lists, newest first
 
-A window report brings the run reports of its runs that are missing; a resilience report the
-window reports and the run reports it names. At most MAX_COMPANIONS are rendered with one report
-(a resilience report over a large fleet names many runs): the rest stay plain ids, and
-``links["not_rendered"]`` says how many.
+A window report brings the run reports of its runs that are missing (at most MAX_COMPANIONS); a
+resilience report the first RESILIENCE_COMPANIONS run reports it names, and links to window
+reports that exist. The rest stay plain ids, and ``links["not_rendered"]`` says how many.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from gameday.store import Store
 
 MAX_COMPANIONS = 200
+RESILIENCE_COMPANIONS = 10
 MAX_INDEXED = 1000  # the newest report folders the index reads; older ones are counted
 INDEX_MARK = '<meta name="gameday-index" content="1">'
 KINDS = ("run", "window", "resilience")
@@ -109,15 +109,19 @@ class Companions:
 
 def plan_companions(context: Mapping[str, Any], folder: Path, build: Builder,
                     limit: int = MAX_COMPANIONS) -> Companions:
-    """The missing reports that come with this one: a window's runs; a resilience report's
-    windows and the runs it names. Windows first, then runs, each in the order named."""
+    """The missing reports that come with this one: a window's runs (at most ``limit``); the
+    runs a resilience report names (at most RESILIENCE_COMPANIONS, in the order named: its
+    findings first). A resilience report links to window reports only when they exist: the
+    window runner writes each one as its window ends, and at fleet scale a window holds
+    hundreds of runs, too many to render on the side."""
     kind = context.get("report")
     if kind not in ("window", "resilience"):
         return Companions((), 0)
     root = folder.parent
     named = mentioned(context)
-    wanted = [("window", w) for w in named["window"]] if kind == "resilience" else []
-    wanted += [("run", r) for r in named["run"]]
+    wanted = [("run", r) for r in named["run"]]
+    if kind == "resilience":
+        limit = min(limit, RESILIENCE_COMPANIONS)
     reports: list[tuple[Path, dict[str, Any]]] = []
     skipped = 0
     for other, ident in wanted:
