@@ -5,7 +5,8 @@ What is measured (the cell's "CPU utilisation"):
     burner.py call ``sched_setaffinity`` with the cell's CPU list), so the cell's CPUs are its
     node, and each replica "requests" an equal share of them at the cell's configured size:
     ``request = len(cpus) / min_replicas`` CPUs (1 CPU, 3 replicas: 333 millicores). Over each
-    sync period the loop reads the CPU time (utime + stime, ``/proc/PID/stat``) of the cell's
+    sync period the loop reads the CPU time (utime + stime, ``/proc/PID/stat``, plus the time spent
+    runnable but waiting for a CPU, ``/proc/PID/schedstat``: see ``_waited_ticks``) of the cell's
     *ready* replicas and of its running burners, and
 
         utilisation = CPU seconds used / (period x current replicas x request)
@@ -264,7 +265,23 @@ def cpu_ticks(proc: ProcessId) -> int | None:
     fields = stat[stat.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
     if int(fields[19]) != proc.start_ticks:
         return None  # the pid was recycled
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]) + int(fields[12]) + _waited_ticks(proc)
+
+
+def _waited_ticks(proc: ProcessId) -> int:
+    """Clock ticks ``proc`` spent runnable but waiting for a CPU (``/proc/PID/schedstat``).
+
+    A pod's CPU request is guaranteed by its cgroup; the sandbox's processes have none, and on
+    a host busy with other sessions (each its own autogroup, so nice does not hold them back) a
+    burner gets only part of the CPU it asks for. Counting the time it waited makes the
+    utilisation what the cell's processes demanded, as it would be with their requests held.
+    """
+    try:
+        with open(f"/proc/{proc.pid}/schedstat", encoding="ascii") as fh:
+            waited_ns = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return int(waited_ns * CLK_TCK // 1_000_000_000)
 
 
 def _boot_ticks() -> float:
