@@ -299,7 +299,10 @@ def test_a_slow_server_never_holds_more_than_max_in_flight(slow_server: SlowServ
     assert stats.max_in_flight_seen == 2
     assert 4 <= stats.sent <= 10 and stats.skipped >= 20, stats
     assert 28 <= stats.sent + stats.skipped <= 36, stats
-    assert slow_server.served == stats.sent == len(sampler.samples())  # stop() waits for them
+    # stop() waits for every probe: each sent one is a sample (the server may still be writing
+    # its answer to one the client's timeout gave up on)
+    assert stats.sent == len(sampler.samples())
+    assert stats.sent - stats.max_in_flight <= slow_server.served <= stats.sent
     assert all(s.ok and s.latency_ms >= 450 for s in sampler.samples())
 
 

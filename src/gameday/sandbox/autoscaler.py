@@ -6,7 +6,7 @@ What is measured (the cell's "CPU utilisation"):
     node, and each replica "requests" an equal share of them at the cell's configured size:
     ``request = len(cpus) / min_replicas`` CPUs (1 CPU, 3 replicas: 333 millicores). Over each
     sync period the loop reads the CPU time (utime + stime, ``/proc/PID/stat``, plus the time spent
-    runnable but waiting for a CPU, ``/proc/PID/schedstat``: see ``_waited_ticks``) of the cell's
+    runnable but waiting for a CPU for burners, ``/proc/PID/schedstat``: ``_waited_ticks``) of the cell's
     *ready* replicas and of its running burners, and
 
         utilisation = CPU seconds used / (period x current replicas x request)
@@ -255,7 +255,7 @@ def decide(current: int, samples: Sequence[CpuSample], config: AutoscalerConfig,
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_ticks(proc: ProcessId) -> int | None:
+def cpu_ticks(proc: ProcessId, waited: bool = False) -> int | None:
     """utime + stime of ``proc`` (all its threads) in clock ticks; None once it is gone."""
     try:
         with open(f"/proc/{proc.pid}/stat", encoding="ascii", errors="replace") as fh:
@@ -265,7 +265,7 @@ def cpu_ticks(proc: ProcessId) -> int | None:
     fields = stat[stat.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
     if int(fields[19]) != proc.start_ticks:
         return None  # the pid was recycled
-    return int(fields[11]) + int(fields[12]) + _waited_ticks(proc)
+    return int(fields[11]) + int(fields[12]) + (_waited_ticks(proc) if waited else 0)
 
 
 def _waited_ticks(proc: ProcessId) -> int:
@@ -273,8 +273,9 @@ def _waited_ticks(proc: ProcessId) -> int:
 
     A pod's CPU request is guaranteed by its cgroup; the sandbox's processes have none, and on
     a host busy with other sessions (each its own autogroup, so nice does not hold them back) a
-    burner gets only part of the CPU it asks for. Counting the time it waited makes the
-    utilisation what the cell's processes demanded, as it would be with their requests held.
+    burner gets only part of the CPU it asks for. Counting the time a burner waited makes the
+    stress what it asked for, as it would be with its pod's request held. Only burners: an idle
+    replica's waits on a busy host are that host's load, not the cell's, and would scale it.
     """
     try:
         with open(f"/proc/{proc.pid}/schedstat", encoding="ascii") as fh:
@@ -295,13 +296,15 @@ class CpuMeter:
     seen: dict[ProcessId, int] = field(default_factory=dict)
     last_read_ticks: float | None = None
 
-    def read(self, counted: Sequence[ProcessId], watched: Sequence[ProcessId]) -> float:
+    def read(self, counted: Sequence[ProcessId], watched: Sequence[ProcessId],
+             demand: Sequence[ProcessId] = ()) -> float:
         """CPU seconds ``counted`` used since the last read; ``watched`` are remembered so a
         replica that becomes ready counts from then on. A process first seen counts in full
         when it started after the last read (a burner started mid-period), else from now."""
         now: dict[ProcessId, int] = {}
+        waits = set(demand)
         for proc in {*counted, *watched}:
-            ticks = cpu_ticks(proc)
+            ticks = cpu_ticks(proc, waited=proc in waits)
             if ticks is not None:
                 now[proc] = ticks
         used = 0
@@ -330,6 +333,7 @@ class Pods:
     counted: list[ProcessId]
     watched: list[ProcessId]
     current: int
+    demand: list[ProcessId] = field(default_factory=list)  # burners: their waits count too
 
 
 class Autoscaler:
@@ -354,12 +358,12 @@ class Autoscaler:
     async def run(self) -> None:
         meter = CpuMeter()
         pods = self.pods()
-        meter.read(pods.counted, pods.watched)
+        meter.read(pods.counted, pods.watched, pods.demand)
         last = time.monotonic()
         while True:
             await asyncio.sleep(self.config.sync_period_s)
             pods = self.pods()
-            used = meter.read(pods.counted, pods.watched)
+            used = meter.read(pods.counted, pods.watched, pods.demand)
             now = time.monotonic()
             self.samples.append(CpuSample(now, used, (now - last) * pods.current
                                           * self.request_cpus))

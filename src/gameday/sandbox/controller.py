@@ -266,7 +266,7 @@ class CellController:
                    if self.faults.get(fid) is None or self.faults[fid].reverted_utc is None
                    for p in procs]
         return Pods(counted=ready + burners, watched=[p for _, p in replicas if p is not None],
-                    current=len(self.replicas))
+                    current=len(self.replicas), demand=burners)
 
     async def scale_to(self, desired: int, decision: Decision) -> None:
         """Add replica slots (new indexes) or retire the newest, gracefully; then say so."""
