@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -72,10 +74,46 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return WorkUnits(config, log)
 
 
+# Nice orders processes only within their session group where the kernel groups sessions for
+# CPU time (sched_autogroup), and every PostgreSQL backend leads a session of its own: the other
+# workers' databases would weigh as much as the whole timing unit. Where the run may (root),
+# it turns the grouping off for its duration, so nice 19 means what it says; it is put back at
+# the end.
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_RESTORE = pytest.StashKey[str]()
+AUTOGROUP_NOTE = pytest.StashKey[str]()
+
+
+def _autogroups_off(config: pytest.Config) -> str:
+    try:
+        before = AUTOGROUP_SWITCH.read_text(encoding="ascii").strip()
+        if before != "0":
+            AUTOGROUP_SWITCH.write_text("0", encoding="ascii")
+            config.stash[AUTOGROUP_RESTORE] = before
+            return "sched_autogroup: off for this run (restored after), so nice holds"
+        return "sched_autogroup: off"
+    except OSError as exc:
+        return f"sched_autogroup: left as it is ({exc.strerror}); timing tests share CPU"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None and worker != TIMING_WORKER:
+    if worker is None:
+        config.stash[AUTOGROUP_NOTE] = _autogroups_off(config)
+    elif worker != TIMING_WORKER:
         os.nice(OTHERS_NICE)
+
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(AUTOGROUP_NOTE, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(AUTOGROUP_RESTORE, None)
+    if before is not None:
+        with contextlib.suppress(OSError):
+            AUTOGROUP_SWITCH.write_text(before, encoding="ascii")
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -14,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from gameday.sandbox.postgres import PgCredentials
-from gameday.sandbox.procs import start_ticks
+from gameday.sandbox.procs import keep_priority_in_own_session, start_ticks
 from gameday.sandbox.state import read_json
 from gameday.sandbox.workload import WriteLedger, first_ack_after, missing_acknowledged
-from helpers import alive, wait_for
+from helpers import ROOT, Sandbox, alive, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +223,36 @@ def test_cpu_burners_pinned_loaded_and_exit_at_deadline_after_parent_sigkill(san
     pids = box.status()["pids"]
     assert box.cli("sandbox", "down").returncode == 0
     assert [p for p in pids if alive(p)] == []
+
+
+def _autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-N nice K"
+
+
+def test_a_niced_sandbox_keeps_its_priority_in_the_sessions_it_starts(tmp_path):
+    # Each sandbox process leads its own session; on a kernel that weighs sessions equally
+    # (sched_autogroup), its nice value would order it only against itself.
+    if not Path("/proc/self/autogroup").exists():
+        assert not keep_priority_in_own_session(), "no autogroups here, nothing to set"
+        return
+    box = Sandbox(tmp_path / "box")
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)
+    up = subprocess.run(["nice", "-n", "3", sys.executable, "-m", "gameday", "sandbox", "up",
+                         "--replicas", "1", "--quiet", "--state-dir", str(box.state_dir)],
+                        capture_output=True, text=True, timeout=180, cwd=ROOT)
+    try:
+        assert up.returncode == 0, up.stderr
+        cell = box.cell()
+        session_leaders = [cell["controller"]["pid"], *(r["pid"] for r in cell["replicas"])]
+        assert {pid: _autogroup_nice(pid) for pid in session_leaders} == \
+            dict.fromkeys(session_leaders, expected)
+        fault = box.fault("cell-1", "cpu", "--workers", "1", "--load", "10", "--duration", "3")
+        burner = fault["targets"][0]["pid"]
+        # The burner is a noisy neighbour 10 nice levels below the cell it stresses.
+        wait_for(lambda: _autogroup_nice(burner) == min(19, expected + 10), 5.0,
+                 "the burner's session at its own priority")
+    finally:
+        box.cli("sandbox", "down")
 
 
 def test_revert_is_idempotent_and_removes_the_toxic_at_once(shared_sandbox):

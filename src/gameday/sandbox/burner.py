@@ -23,6 +23,7 @@ from types import FrameType
 
 from gameday.errors import InputError, SandboxError
 from gameday.sandbox.events import EventLog
+from gameday.sandbox.procs import keep_priority_in_own_session
 
 PERIOD_S = 0.1
 # A best-effort noisy neighbour: the cell's replicas hold the CPU "requests" (normal priority)
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         os.sched_setaffinity(0, {args.cpu})
         os.nice(args.nice)
+        keep_priority_in_own_session()
     except OSError as exc:
         print(f"burner: cannot pin to CPU {args.cpu}: {exc}", file=sys.stderr)
         _report(log, args.fault_id, args.cpu, "error")  # keeps started/stopped counts whole

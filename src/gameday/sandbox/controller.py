@@ -43,7 +43,14 @@ from gameday.sandbox.faults import (
     parse_fault_request,
     validate_fault,
 )
-from gameday.sandbox.procs import SANDBOX_ID_ENV, ProcessId, identify, is_alive, signal_process
+from gameday.sandbox.procs import (
+    SANDBOX_ID_ENV,
+    ProcessId,
+    identify,
+    is_alive,
+    keep_priority_in_own_session,
+    signal_process,
+)
 from gameday.sandbox.proxy import LatencyToxic, TcpProxy
 from gameday.sandbox.replicas import Replica, Supervisor, free_port
 from gameday.sandbox.state import SandboxLayout, decode_json, make_private_dir, write_json_atomic
@@ -430,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autoscaler", help="the autoscaler's config as JSON (default: "
                         "the defaults for --replicas)")
     args = parser.parse_args(argv)
+    keep_priority_in_own_session()  # before it starts the cell's processes
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     layout = SandboxLayout(args.state_dir.resolve())

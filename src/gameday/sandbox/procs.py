@@ -134,3 +134,26 @@ def terminate(procs: list[ProcessId], grace_s: float = 3.0) -> list[ProcessId]:
     while time.monotonic() < deadline and any(is_alive(p) for p in procs):
         time.sleep(0.05)
     return [p for p in procs if is_alive(p)]
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def keep_priority_in_own_session(autogroup: Path = AUTOGROUP) -> bool:
+    """Give this process's session group the process's own niceness; True if it was set.
+
+    On kernels that group each session for CPU time (``sched_autogroup_enabled``), a nice
+    value only orders processes within their session, and every session weighs the same. A
+    sandbox process starts its own session (to outlive its parent), so without this a
+    burner at nice 10 takes as much CPU as the replica it should yield to, and a sandbox
+    started under ``nice`` does not yield to anything. Call it right after start, before the
+    process starts children. Without autogroups (or permission) it does nothing.
+    """
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice < 0:  # a session may lower its group's priority, never raise it
+            return False
+        autogroup.write_text(str(nice), encoding="ascii")
+    except OSError:
+        return False
+    return True

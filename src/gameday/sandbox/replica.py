@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
+from gameday.sandbox.procs import keep_priority_in_own_session
+
 # A commit can hang while synchronous replication has no standby; never hold a client longer.
 QUERY_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 1.5
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus", default="", help="comma-separated CPUs to pin to")
     parser.add_argument("--sandbox", default="", help="state dir; names the process as ours")
     args = parser.parse_args(argv)
+    keep_priority_in_own_session()
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     # The DSN carries the password: it comes through the environment, never the command line.
