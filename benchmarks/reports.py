@@ -769,20 +769,29 @@ def _aggregate(args: dict[str, Any]) -> dict[str, Any]:
     pandas (DataFrame from the records, then groupby), with pandas' import timed apart; and
     whether both agree."""
     from gameday.analytics import fleet
+    from gameday.reporting.resilience_context import tally_report
 
     now, _since, runs, _, _ = _read_runs(args["url"], args["since"])
     reps = int(args.get("reps", 3))
 
     def pure() -> dict[str, Any]:
-        evidence = fleet.evidence(runs)
-        return {"kind": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "kind")},
-                "week": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "week")},
-                "cell": {k: m.mean_s for k, m in fleet.mttr_by(evidence, "cell")},
-                "no_impact": {k: m.no_impact for k, m in fleet.mttr_by(evidence, "environment")},
-                "pass": {k: r.rate for k, r in fleet.pass_rate_by(evidence, ("cell", "kind")).items()},
-                "dr": {d.cell: d.rto_pct for d in fleet.dr_compliance(evidence)},
-                "budget": {b.cell: b.pct for b in fleet.rolling_budget(runs, now, timedelta(days=30))},
-                "score": {c.cell: c.score for c in fleet.resilience_score(runs, now).cells}}
+        # As the report aggregates: one pass (tally_report), every figure from its tallies.
+        t = tally_report(runs, min(r.started_utc for r in runs), now, timedelta(days=30))
+
+        def by(position: int) -> dict[str, fleet.MttrTally]:
+            out: dict[str, fleet.MttrTally] = {}
+            for key, tally in t.groups.items():
+                out.setdefault(key[position], fleet.MttrTally()).merge(tally)
+            return out
+
+        return {"kind": {k: m.mttr().mean_s for k, m in by(1).items()},
+                "week": {k: m.mttr().mean_s for k, m in by(2).items()},
+                "cell": {k: m.mttr().mean_s for k, m in t.cells.items()},
+                "no_impact": {k: m.no_impact for k, m in by(0).items()},
+                "pass": {k: passed / n for k, (n, passed) in t.cell_kinds.items()},
+                "dr": {d.cell: d.rto_pct for d in fleet.dr_compliance_of(t.dr)},
+                "budget": {b.cell: b.pct for b in fleet.rolling_budget_of(t.rolling, timedelta(days=30))},
+                "score": {c.cell: c.score for c in fleet.resilience_score_of(t.scores).cells}}
 
     t0 = time.perf_counter()
     try:

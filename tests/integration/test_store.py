@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from gameday.model.records import (
     CellObjectives,
     CriterionResult,
     LedgerFault,
+    ReportRun,
     RunEvent,
     RunRecord,
     Sample,
@@ -195,11 +196,24 @@ def test_runs_with_status(store: Store) -> None:
     assert store.runs_with_status("completed")[0].verdict == "passed"
 
 
-def test_report_runs_equal_list_runs(store: Store) -> None:
-    """The lean read of reports gives list_runs' records (no journal), times UTC and equal."""
+def reported(run: RunRecord, figures: Collection[str] | None = None) -> ReportRun:
+    """What the report read gives for ``run``: its figures (those asked for, None where not
+    stored), its criteria without actual values when it passed."""
+    values = dict(run.figures) if figures is None else {n: run.figures.get(n) for n in figures}
+    actual = run.verdict != "passed"
+    return ReportRun(run.run_id, run.cell, run.kind, run.target, run.environment, run.started_utc,
+                     run.verdict, run.reason, run.window_id, run.objectives, values,
+                     tuple(CriterionResult(c.name, c.expected, c.actual if actual else "", c.ok)
+                           for c in run.criteria))
+
+
+def test_report_runs_are_list_runs_as_reports_read_them(store: Store) -> None:
+    """The lean read of reports gives list_runs' runs, newest first, as ReportRuns: times UTC,
+    only the figures asked for, the actual values of criteria only where the run did not pass."""
     tier1 = CellObjectives(tier=1, tenants=("acme", "globex"), availability_slo=99.95,
                            p95_latency_slo_ms=250.0, rto_s=900.0, rpo_s=60.0)
     tier2 = dataclasses.replace(tier1, tier=2, tenants=("initech",), rto_s=1800.0)
+    many = [CriterionResult(f"criterion {k}", f"x{k} <= {k}", f"actual {k}", k % 4 != 1) for k in range(11)]
     made = []
     for i in range(12):
         # Some given in +02:00, some with microseconds 0 and some without an end.
@@ -208,12 +222,13 @@ def test_report_runs_equal_list_runs(store: Store) -> None:
             f"run-{i:02d}", cell=f"cell-{i % 3}", started=started, kind=("pod-kill", "db-failover")[i % 2],
             status="completed" if i % 5 else "interrupted",
             ended_utc=None if i % 4 == 0 else started + timedelta(seconds=90, microseconds=i),
-            verdict=(None, "passed", "failed", "aborted", "not_recovered", "skipped")[i % 6],
+            verdict=(None, "passed", "failed", "aborted", "not_recovered", "skipped", "passed")[i % 7],
             reason=None if i % 2 else f"halt: error rate above 50 % ({i})",
             figures={} if i == 5 else {"impact": ("seen", "none")[i % 2], "recovery_s": 1.5 * i,
                                        "rpo_rows": i % 3, "adapted": i % 2 == 0, "rto_s": None,
                                        "nested": {"p90": [1.5, i]}, "big": 2**53 + i, "a.b": "dotted"},
-            criteria=[] if i % 4 == 1 else [
+            # more criteria than SQLite leaves actual values out of by path (8), passed or not
+            criteria=many if i in (2, 6) else [] if i % 4 == 1 else [
                 CriterionResult("recovery", "recovery_s <= 60", f"{i} s", i % 2 == 0),
                 CriterionResult("errors", "error_rate <= 0.01", "0.4 %", True)],
             journal={"status": "completed", "i": i}, runner_pid=4000 + i,
@@ -227,33 +242,82 @@ def test_report_runs_equal_list_runs(store: Store) -> None:
     listed = store.list_runs(limit=None, since=since, until=until, with_journal=False)
     lean = store.report_runs(since=since, until=until)
     assert [r.run_id for r in listed] == [f"run-{i:02d}" for i in range(10, 0, -1)]
-    assert lean == listed
-    for got, want in zip(lean, listed, strict=True):
+    assert lean == [reported(r) for r in listed]
+    for got in lean:
         assert_utc(got.started_utc)
-        assert got.started_utc == want.started_utc and got.started_utc.tzinfo is want.started_utc.tzinfo
-        assert got.ended_utc == want.ended_utc
-        if got.ended_utc is not None:
-            assert_utc(got.ended_utc)
-        assert got.journal is None
-    assert store.report_runs() == store.list_runs(limit=None, with_journal=False)
+    assert {r.verdict for r in lean} >= {"passed", "failed", "aborted", "not_recovered", "skipped", None}
+    assert [c.actual for c in next(r for r in lean if r.run_id == "run-02").criteria] == \
+        [f"actual {k}" for k in range(11)]  # did not pass: every actual value, past the 8th too
+    assert {c.actual for c in next(r for r in lean if r.run_id == "run-06").criteria} == {""}  # passed
+    assert store.report_runs() == [reported(r) for r in store.list_runs(limit=None, with_journal=False)]
 
-    # Only the figures asked for (those stored and not null), everything else the same.
+    # Only the figures asked for (None where not stored), everything else the same.
     names = ("impact", "recovery_s", "rto_s", "a.b", "missing")
     trimmed = store.report_runs(since=since, until=until, figures=names)
-    assert trimmed == [dataclasses.replace(r, figures={k: v for k, v in r.figures.items()
-                                                       if k in names and v is not None})
-                       for r in listed]
-    assert trimmed[0].figures == {"impact": "seen", "recovery_s": 15.0, "a.b": "dotted"}
+    assert trimmed == [reported(r, names) for r in listed]
+    assert trimmed[0].figures == {"impact": "seen", "recovery_s": 15.0, "rto_s": None, "a.b": "dotted",
+                                  "missing": None}
     one = store.report_runs(since=since, until=until, figures=["rpo_rows"])
-    assert [r.figures for r in one] == [{"rpo_rows": r.figures["rpo_rows"]} if "rpo_rows" in r.figures else {}
-                                        for r in listed]
+    assert [r.figures for r in one] == [{"rpo_rows": r.figures.get("rpo_rows")} for r in listed]
     assert {tuple(r.figures) for r in store.report_runs(figures=())} == {()}
 
     # Filters as list_runs' (cells) and by environment.
     some = store.report_runs(since=since, until=until, cells=["cell-1", "cell-2"], environments=["staging"])
-    assert some == [r for r in listed if r.cell in ("cell-1", "cell-2") and r.environment == "staging"]
+    assert some == [reported(r) for r in listed
+                    if r.cell in ("cell-1", "cell-2") and r.environment == "staging"]
     assert some and all(r.cell == "cell-1" for r in some)
     assert store.report_runs(cells=[]) == []
+
+
+def test_the_report_read_streams_and_lets_go_of_its_connection(store: Store) -> None:
+    """stream_report_runs gives report_runs' runs one at a time; closed early, it leaves the
+    store usable; a naive bound is refused before anything is read."""
+    for i in range(30):
+        store.create_run(make_run(f"run-{i:02d}", cell=f"cell-{i % 3}", started=T0 + timedelta(minutes=i),
+                                  verdict=("passed", "failed")[i % 2], figures={"impact": "none", "n": i},
+                                  criteria=[CriterionResult("c", "x <= 1", str(i), i % 2 == 0)]))
+    stream = store.stream_report_runs(since=T0, until=T0 + timedelta(days=1), figures=["n"])
+    first = next(stream)
+    assert [first, *stream] == store.report_runs(since=T0, until=T0 + timedelta(days=1), figures=["n"])
+    assert first.run_id == "run-29" and first.figures == {"n": 29}
+    for _ in range(3):  # abandoned after one run: the connection goes back, the next reads work
+        early = store.stream_report_runs(cells=["cell-1"])
+        assert next(early).cell == "cell-1"
+        early.close()
+    assert len(store.report_runs()) == 30 and len(store.list_runs(limit=None)) == 30
+    with pytest.raises(StoreError, match="timezone-aware"):
+        store.stream_report_runs(since=datetime(2025, 1, 4))  # naive
+
+
+def test_a_resilience_report_from_the_report_read_is_the_one_from_whole_records(store: Store) -> None:
+    """What report_runs leaves out (the journal, other figures, the actual values of criteria
+    of runs that passed) is nothing the resilience report reads."""
+    from gameday.reporting.resilience_context import FIGURES, build_resilience_report
+
+    goals = CellObjectives(tier=1, tenants=("acme",), availability_slo=99.9, p95_latency_slo_ms=250.0,
+                           rto_s=2.0, rpo_s=0.0)
+    verdicts = ("passed", "failed", "not_recovered", "aborted", "skipped", "passed", None)
+    kinds = ("pod-kill", "latency", "cpu-stress", "db-failover")
+    for i in range(60):
+        verdict, kind = verdicts[i % len(verdicts)], kinds[i % 4]
+        store.create_run(make_run(
+            f"run-{i:02d}", cell=f"cell-{i % 5}", kind=kind, started=T0 + timedelta(hours=11 * i),
+            status="completed" if verdict else "running", verdict=verdict,
+            reason="halt: error rate above 50 %" if verdict == "aborted" and i % 2 else "operator: stop",
+            figures={"impact": ("seen", "none", None)[i % 3], "recovery_s": 0.5 * i, "adapted": i % 4 == 0,
+                     "restore_s": float(i % 40), "downtime_s": i % 3 * 2.5, "samples": 100 + i,
+                     "rto_s": 0.1 * i if kind == "db-failover" else None,
+                     "rpo_rows": i % 3 if kind == "db-failover" else None, "rpo_s": 0.0},
+            criteria=[CriterionResult("recovery", f"recovery_s <= {5 + i % 2}", f"{0.5 * i} s", i < 12),
+                      CriterionResult("errors", "error_rate <= 0.01", "0.2 %", i % 7 != 3)],
+            journal={"status": "completed"}, window_id=f"win-{i // 8}",
+            objectives=goals if i % 6 else None, environment=("sandbox", "production")[i % 7 % 2]))
+    now, since = T0 + timedelta(days=30), T0 + timedelta(days=12)
+    lean = build_resilience_report(store.report_runs(since=T0, until=now, figures=FIGURES), now, since)
+    full = build_resilience_report(store.list_runs(limit=None, since=T0, until=now, with_journal=False), now,
+                                   since)
+    assert lean == full
+    assert lean["findings"] and lean["actions"]["total"] and lean["dr_compliance"]
 
 
 # --------------------------------------------------------------------------- timeline

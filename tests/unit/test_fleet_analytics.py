@@ -5,6 +5,7 @@ objectives and findings with their next steps."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -708,3 +709,219 @@ def test_the_resilience_report_reads_only_its_figures(envs: tuple[str, ...] | No
         full.pop("generated_at"), lean.pop("generated_at")
         assert lean == full
         assert full["mttr"]["overall"]["runs"] and full["dr_compliance"] and full["actions"]["total"]
+
+
+# -- the report's one pass over its runs -----------------------------------------------------
+
+
+def _mixed_fleet(now: datetime, cells: int = 13,
+                 envs: tuple[str, ...] = ("sandbox", "staging", "production", "")) -> list[RunRecord]:
+    """Runs of every verdict class (halted aborts and other aborts, skipped with and without an
+    exclusion, running), impact none, seen and unknown, adapted recoveries, runs that did not
+    recover, failovers with and without objectives (RPO losses, slow RTOs), slow restores,
+    downtime, several environments and a record that cannot say, runs from two periods back
+    (the trend's previous period, coverage's last tested, the rolling budget) and runs after
+    the report's end, starts in other zones and naive ones, and two runs at the same instant."""
+    verdicts: tuple[Verdict | None, ...] = ("passed", "failed", "passed", "not_recovered", "aborted",
+                                            "skipped", "passed", "aborted", None, "failed", "passed")
+    out = []
+    for i in range(420):
+        kind = KINDS[i % 4] if i % 17 else "chaos-monkey"  # a kind outside the four
+        verdict = verdicts[i % len(verdicts)]
+        impact = ("none", "seen", "seen", None)[i % 4]
+        started = now - timedelta(hours=9 * i + 0.5)
+        if i % 7 == 0:
+            started = started.astimezone(timezone(timedelta(hours=-5)))
+        if i % 23 == 0:
+            started = started.replace(tzinfo=None) - timedelta(hours=0)  # naive: taken as UTC
+        if i == 17:
+            started = out[4].started_utc  # the same instant as another run of the cell
+        if i % 41 == 0:
+            started = now + timedelta(hours=i % 3)  # at or after the end: outside every figure
+        figures: dict[str, Any] = {
+            "impact": impact, "recovery_s": 0.25 * (i % 29) if impact == "seen" and i % 5 else None,
+            "adapted": i % 6 == 0, "restore_s": None if i % 9 == 0 else float(i % 47),
+            "downtime_s": (i % 5) * 1.7,
+            "rto_s": 0.3 * (i % 13) if kind == "db-failover" and i % 8 else None,
+            "rpo_s": 0.02 * (i % 3) if kind == "db-failover" else None,
+            "rpo_rows": (i % 4 if i % 3 else 0) if kind == "db-failover" else None}
+        bound = 60 if i % 3 == 1 else 5  # the most common bound is 5, that of the newest run 60
+        criteria = [CriterionResult("recovery", f"recovery_s <= {bound}", f"{i % 29} s", i % 29 <= bound),
+                    CriterionResult("errors", "error_rate <= 0.02", "1 %", i % 13 != 0)]
+        if kind == "db-failover":
+            criteria.append(CriterionResult("RTO", "rto_s <= 3", f"{0.3 * (i % 13):.1f}", i % 13 < 10))
+            criteria.append(CriterionResult("RPO", "rpo_rows <= 0", str(i % 4), i % 4 == 0))
+        reason = {"aborted": "halt: error rate above 50%" if i % 3 else "operator: interrupted",
+                  "skipped": "excluded: not this kind here" if i % 2 else "freeze window",
+                  "not_recovered": "the cell did not recover within the recovery timeout"}.get(verdict or "")
+        objectives = None if i % 10 == 0 else CellObjectives(
+            tier=1 + i % 4, tenants=(f"tenant-{i % 3}",), availability_slo=(99.95, 99.9, 100.0)[i % 3],
+            p95_latency_slo_ms=300.0, rto_s=(2.0, 30.0)[i % 2], rpo_s=(0.0, 60.0)[i % 2])
+        out.append(RunRecord(
+            run_id=f"r{i:04d}", experiment=kind, experiment_path=f"experiments/{kind}.yaml", kind=kind,
+            cell=f"cell-{i % cells:02d}", target="local" if i % 5 else "kubernetes", started_utc=started,
+            status="running" if verdict is None else "completed", verdict=verdict, reason=reason,
+            figures=figures, criteria=criteria, window_id=f"w-{i // 40}" if i % 4 else None,
+            objectives=objectives, environment=envs[i // 3 % len(envs)]))
+    return out
+
+
+def _per_run_report(runs: list[RunRecord], now: datetime, since: datetime, cells: list[str] | None,
+                    outlook: ScheduleOutlook | None, envs: tuple[str, ...] | None) -> dict[str, Any]:
+    """The report's figures by the per-run definitions, each over the runs it is defined on."""
+    from gameday.analytics import assessment, fleet
+    from gameday.reporting.context import plain
+
+    chosen = select_runs(runs, since, now, cells, envs)
+    known = select_runs(runs, None, now, cells, envs)
+    period = now - since
+    rolling = rolling_budget(known, now, timedelta(days=outlook.budget_period_days if outlook else 30.0))
+    names = sorted({r.cell for r in chosen} | set(cells or ())
+                   | (set(outlook.cells) if outlook and not cells else set()))
+    cover = coverage(known, now, names, outlook, rolling)
+    score = resilience_score(chosen, now, names)
+    evidence = fleet.evidence(chosen)
+    limit = (outlook.budget_max_pct if outlook else None) or assessment.BUDGET_FREEZE_PCT
+    envs_seen = environments(chosen)
+    return {
+        "mttr": plain(mttr(chosen)),
+        **{f"by_{key}": [{key: label, **plain(m)} for label, m in mttr_by(evidence, key)]  # type: ignore[arg-type]
+           for key in ("environment", "kind", "cell", "week")},
+        "trend": plain(trend(select_runs(runs, since - period, now, cells, envs), now, period)),
+        "pass_rate": plain(pass_rate(chosen)),
+        "pass_by_cell_kind": {key: plain(rate) for key, rate in pass_rate_by(chosen).items()},
+        "dr": plain(dr_compliance(chosen)),
+        "error_budget": plain(error_budget(chosen)),
+        "rolling": plain(rolling),
+        "score": plain(score),
+        "coverage": plain(cover),
+        "objectives": {env: plain(objectives([r for r in chosen if fleet.environment(r) == env], names,
+                                             rolling if len(envs_seen) <= 1 else (), limit))
+                       for env in envs_seen},
+        "actions": plain(actions(chosen, cover, rolling, {c.cell: c.tier for c in score.cells}, limit,
+                                 outlook.budget_period_days if outlook else 30.0)),
+        "findings": plain(findings(chosen)),
+        "counts": plain(summary_counts(chosen)),
+        "environments": list(envs_seen),
+        "scorecard": [_card(cell, [r for r in evidence if r.cell == cell]) for cell in names],
+        # the MTTR chart's target line: the most common bound on recovery_s of the first runs
+        "target": Counter(float(c.expected.split(" <= ")[1]) for r in chosen[:5000] for c in r.criteria
+                          if c.expected.startswith("recovery_s <= ")).most_common(1)[0][0],
+    }
+
+
+def _card(cell: str, mine: list[RunRecord]) -> dict[str, Any]:
+    """A scorecard row's figures from the cell's evidence runs."""
+    from gameday.reporting.context import plain
+
+    newest = max(mine, key=lambda r: r.started_utc.replace(tzinfo=r.started_utc.tzinfo or UTC), default=None)
+    m, rate = mttr(mine), pass_rate(mine)
+    return {"cell": cell, "runs": len(mine), "pass_rate": rate.rate, "mttr_mean_s": m.mean_s,
+            "no_impact": m.no_impact, "impact_known": m.evidence, "restore_mean_s": m.restore_mean_s,
+            "environments": list(environments(mine)),
+            "tenants": list(newest.objectives.tenants) if newest and newest.objectives else [],
+            "last_run_at": plain(newest.started_utc) if newest else None}
+
+
+def _compare_with_per_run(report: dict[str, Any], want: dict[str, Any]) -> None:
+    assert report["mttr"]["overall"] == want["mttr"]
+    for key in ("environment", "kind", "cell", "week"):
+        assert report["mttr"][f"by_{key}"] == want[f"by_{key}"], key
+    assert report["trend"] == want["trend"]
+    assert report["pass_rate"]["overall"] == want["pass_rate"]
+    assert {(r["cell"], r["kind"]): {k: r[k] for k in ("evidence", "passed", "rate")}
+            for r in report["pass_rate"]["by_cell_kind"] if r["mark"] is None} == want["pass_by_cell_kind"]
+    assert report["dr_compliance"] == want["dr"]
+    assert report["error_budget"] == want["error_budget"]
+    assert report["rolling_budget"] == want["rolling"]
+    assert {"fleet": report["score"]["fleet"], "cells": report["score"]["cells"]} == want["score"]
+    rows = [row for cell in report["coverage"]["cells"] for row in cell["kinds"]]
+    assert [(r["cell"], r["kind"], r["state"], r["runs"], r["last_run_id"], r["last_verdict"], r["stale"],
+             r["excluded_reason"], r["next_window_id"], r["blocked_by"]) for r in rows] == \
+        [(c["cell"], c["kind"], c["state"], c["runs"], c["last_run_id"], c["last_verdict"], c["stale"],
+          c["excluded_reason"], c["next_window_id"], c["blocked_by"]) for c in want["coverage"]]
+    got = {}
+    for row in report["objectives"]:
+        got.setdefault(row["environment"], []).append((row["key"], row["status"], row["met"], row["total"],
+                                                      row["value"], row["detail"]))
+    single = len(want["environments"]) <= 1
+    for env, objs in want["objectives"].items():
+        assert got[env] == [(o["key"], o["status"], o["met"], o["total"], o["value"], o["detail"])
+                            for o in objs if single or o["key"] != "error_budget"], env
+    assert report["actions"]["all"] == want["actions"]
+    assert report["findings"] == want["findings"]
+    assert report["counts"] == want["counts"]
+    assert report["evidence"]["environments"] == want["environments"]
+    assert report["mttr_trend"]["target"]["value"] == want["target"]
+    assert [{k: row[k] for k in want["scorecard"][0]} for row in report["scorecard"]] == want["scorecard"]
+
+
+@pytest.mark.parametrize("envs", [None, ("staging", "unknown")])
+@pytest.mark.parametrize("order", ["newest first", "shuffled"])
+def test_the_report_tally_gives_every_figure_as_its_per_run_definition(envs: tuple[str, ...] | None,
+                                                                       order: str) -> None:
+    """The report reads its runs once (tally_report) and gives each figure exactly as the
+    per-run function that defines it, over the runs it is defined on, for runs in any order
+    (order-dependent sums, such as the score's weights, are summed in the order given)."""
+    import random
+
+    from gameday.reporting.resilience_context import build_resilience_report
+
+    now = T0 + timedelta(days=200)
+    runs = _mixed_fleet(now)
+    if order == "shuffled":
+        random.Random(7).shuffle(runs)
+    else:
+        runs.sort(key=lambda r: (r.started_utc.replace(tzinfo=r.started_utc.tzinfo or UTC), r.run_id),
+                  reverse=True)
+    plan = ScheduleOutlook(name="weekly", horizon_days=28, cells=("cell-00", "cell-99"),
+                           upcoming=(Upcoming("cell-00", "latency", now + timedelta(days=3)),
+                                     Upcoming("cell-01", "db-failover", now + timedelta(days=4), "freeze")),
+                           excluded={"cell-02": frozenset({"cpu-stress"})}, budget_max_pct=5.0)
+    for since_days in (10, 60, 120):  # within the error-budget gate's 30 days, and beyond
+        since = now - timedelta(days=since_days)
+        for outlook in (None, plan):
+            report = build_resilience_report(runs, now, since, None, None, outlook, envs)
+            _compare_with_per_run(report, _per_run_report(runs, now, since, None, outlook, envs))
+            if since_days == 60:  # the runs hold every case the figures tell apart
+                counts, previous = report["counts"], report["trend"]["previous"]
+                assert counts["halted"] and counts["inconclusive"] and counts["running"] and counts["skipped"]
+                assert report["dr_compliance"] and report["actions"]["total"] and report["rolling_budget"]
+                assert previous["mttr"]["runs"] and report["findings"]
+    cells = ["cell-03", "cell-05"]
+    report = build_resilience_report(runs, now, now - timedelta(days=90), None, cells, plan, envs)
+    _compare_with_per_run(report, _per_run_report(runs, now, now - timedelta(days=90), cells, plan, envs))
+
+
+def test_the_mttr_trend_shows_a_few_cells_of_one_environment_one_by_one() -> None:
+    from gameday.analytics import fleet
+    from gameday.reporting.resilience_context import build_resilience_report
+
+    now = T0 + timedelta(days=200)
+    runs = _mixed_fleet(now, cells=3, envs=("staging",))
+    since = now - timedelta(days=100)
+    trend_data = build_resilience_report(runs, now, since)["mttr_trend"]
+    chosen = fleet.evidence(select_runs(runs, since, now))
+    weeks = trend_data["weeks"]
+    assert weeks == sorted({week_label(r.started_utc) for r in select_runs(runs, since, now)})
+    series = {s["name"]: s["values"] for s in trend_data["series"]}
+    assert list(series) == ["all cells (staging)", "cell-00", "cell-01", "cell-02"]
+    for cell in ("cell-00", "cell-01", "cell-02"):
+        mine = [r for r in chosen if r.cell == cell]
+        assert series[cell] == [mttr(r for r in mine if week_label(r.started_utc) == w).mean_s for w in weeks]
+    # more than MAX_SERIES_CELLS cells, or more than one environment: the fleet's lines only
+    many = build_resilience_report(_mixed_fleet(now, cells=9, envs=("staging",)), now, since)
+    assert [s["name"] for s in many["mttr_trend"]["series"]] == ["all cells (staging)"]
+
+
+def test_mttr_tallies_merge_to_the_tally_of_all_their_runs() -> None:
+    from gameday.analytics.fleet import MttrTally, merged
+
+    now = T0 + timedelta(days=200)
+    evidence = [r for r in _mixed_fleet(now) if classify(r) == "evidence"]
+    parts = [MttrTally() for _ in range(3)]
+    for i, r in enumerate(evidence):
+        parts[i % 3].add(r)
+    assert merged(parts).mttr() == mttr(evidence)
+    assert merged(parts).pass_rate() == pass_rate(evidence)
+    assert merged([]).mttr() == Mttr(0, 0, None, None, None)

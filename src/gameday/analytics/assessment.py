@@ -20,14 +20,15 @@ met), "missed", "unknown" (no evidence at all).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from gameday.analytics import fleet
 from gameday.analytics.coverage import CoverageCell
-from gameday.model import RunRecord
+from gameday.analytics.fleet import RunLike
+from gameday.model import CriterionResult
 
 Status = Literal["met", "at risk", "unproven", "missed", "unknown"]
 PASS_TARGET = 0.95
@@ -107,17 +108,96 @@ def _step(rule: str, **values: float) -> tuple[int, str]:
 # -- objectives ------------------------------------------------------------------------------
 
 
-def objectives(runs: Sequence[RunRecord], cells: Sequence[str], budgets: Sequence[fleet.RollingBudget],
+class ObjectivesTally:
+    """What the objectives read of a set of evidence runs (one environment's), one run at a
+    time (``add``): passes, the recovery criteria, the times to full redundancy, failovers."""
+
+    __slots__ = ("_criteria", "bounds", "evidence", "failovers", "judged", "max_rows", "met", "passed",
+                 "restore_within", "restores", "rpo_ok", "rto_ok", "tested", "worst_restore", "worst_rto")
+
+    def __init__(self) -> None:
+        self.evidence = self.passed = self.judged = self.met = 0
+        self.bounds: dict[str, set[str]] = {}
+        self.restores = self.restore_within = 0
+        self.worst_restore: float | None = None
+        self.failovers = self.rto_ok = self.rpo_ok = 0
+        self.tested: set[str] = set()
+        self.worst_rto: float | None = None
+        self.max_rows: float | None = None
+        # (any criterion on a recovery figure, all of those met) by the id of a run's criteria,
+        # which ReportRuns share, and its kind; kept with the criteria, so that the id stays theirs
+        self._criteria: dict[tuple[int, str], tuple[Sequence[CriterionResult], bool, bool]] = {}
+
+    def add(self, run: RunLike) -> None:
+        """Tally an evidence run."""
+        self.add_known(run, fleet.halted(run), fleet.figure(run, "restore_s"))
+
+    def add_known(self, run: RunLike, halted: bool, restore: float | None) -> None:
+        """Tally an evidence run, with what the caller read of it already."""
+        verdict = run.verdict
+        self.evidence += 1
+        if verdict == "passed":
+            self.passed += 1
+        if verdict == "not_recovered" or halted:
+            self.judged += 1
+        else:
+            criteria, kind = run.criteria, run.kind
+            known = self._criteria.get((id(criteria), kind))
+            if known is None or known[0] is not criteria:
+                known = self._recovery_criteria(criteria, kind)
+            if known[1]:
+                self.judged += 1
+                self.met += known[2]
+        if restore is not None:
+            self.restores += 1
+            self.restore_within += restore <= RESTORE_TARGET_S
+            if self.worst_restore is None or restore > self.worst_restore:
+                self.worst_restore = restore
+        if run.kind == "db-failover" and run.objectives is not None:
+            figures = run.figures
+            rto, rows = fleet.number(figures.get("rto_s")), fleet.number(figures.get("rpo_rows"))
+            self.failovers += 1
+            self.tested.add(run.cell)
+            self.rto_ok += _within(rto, run.objectives)
+            self.rpo_ok += _within(fleet.number(figures.get("rpo_s")), run.objectives, rpo=True)
+            if rto is not None and (self.worst_rto is None or rto > self.worst_rto):
+                self.worst_rto = rto
+            if rows is not None and (self.max_rows is None or rows > self.max_rows):
+                self.max_rows = rows
+
+    def _recovery_criteria(self, criteria: Sequence[CriterionResult], kind: str
+                           ) -> tuple[Sequence[CriterionResult], bool, bool]:
+        """Whether a run's criteria hold any on recovery figures, and whether it met all of
+        them; their bounds go to the kind's."""
+        mine = [c for c in criteria if c.expected.split(" ", 1)[0] in RECOVERY_FIGURES]
+        if mine:
+            words = KIND_WORDS.get(kind, kind)
+            bounds = self.bounds.get(words)
+            if bounds is None:
+                bounds = self.bounds[words] = set()
+            bounds.update(c.expected for c in mine)
+        known = self._criteria[(id(criteria), kind)] = (criteria, bool(mine), all(c.ok for c in mine))
+        return known
+
+
+def objectives(runs: Sequence[RunLike], cells: Sequence[str], budgets: Sequence[fleet.RollingBudget],
                budget_limit_pct: float = BUDGET_FREEZE_PCT) -> tuple[Objective, ...]:
     """The objectives over ``runs`` (one environment's, or one stated set's) for ``cells``."""
-    evidence = fleet.evidence(runs)
-    return (_pass_rate(evidence), _recovery(evidence), _restore(evidence), *_dr(evidence, cells),
+    tally = ObjectivesTally()
+    for run in fleet.evidence(runs):
+        tally.add(run)
+    return objectives_of(tally, cells, budgets, budget_limit_pct)
+
+
+def objectives_of(tally: ObjectivesTally, cells: Sequence[str], budgets: Sequence[fleet.RollingBudget],
+                  budget_limit_pct: float = BUDGET_FREEZE_PCT) -> tuple[Objective, ...]:
+    """``objectives`` from the tally of the evidence runs."""
+    return (_pass_rate(tally), _recovery(tally), _restore(tally), *_dr(tally, cells),
             _budget(budgets, budget_limit_pct))
 
 
-def _pass_rate(evidence: Sequence[RunRecord]) -> Objective:
-    passed = sum(1 for r in evidence if r.verdict == "passed")
-    n = len(evidence)
+def _pass_rate(tally: ObjectivesTally) -> Objective:
+    passed, n = tally.passed, tally.evidence
     rate = passed / n if n else None
     status: Status
     if rate is None:
@@ -132,30 +212,16 @@ def _pass_rate(evidence: Sequence[RunRecord]) -> Objective:
                      rate, "ratio", detail=detail)
 
 
-def _recovery(evidence: Sequence[RunRecord]) -> Objective:
-    judged = met = 0
-    bounds: dict[str, set[str]] = {}
-    for run in evidence:
-        mine = [c for c in run.criteria if c.expected.split(" ", 1)[0] in RECOVERY_FIGURES]
-        if run.verdict == "not_recovered" or fleet.halted(run):
-            judged += 1
-            continue
-        if not mine:
-            continue
-        judged += 1
-        met += all(c.ok for c in mine)
-        for c in mine:
-            bounds.setdefault(KIND_WORDS.get(run.kind, run.kind), set()).add(c.expected)
+def _recovery(tally: ObjectivesTally) -> Objective:
+    judged, met = tally.judged, tally.met
     status: Status = "unknown" if judged == 0 else ("met" if met == judged else "missed")
-    detail = "; ".join(f"{kind}: {', '.join(sorted(b))}" for kind, b in sorted(bounds.items()))
+    detail = "; ".join(f"{kind}: {', '.join(sorted(b))}" for kind, b in sorted(tally.bounds.items()))
     return Objective("recovery", "Recovery time", "within each experiment's recovery criteria", status,
                      met, judged, None, "", detail=detail)
 
 
-def _restore(evidence: Sequence[RunRecord]) -> Objective:
-    values = [v for v in (fleet.figure(r, "restore_s") for r in evidence) if v is not None]
-    within = sum(1 for v in values if v <= RESTORE_TARGET_S)
-    worst = max(values, default=None)
+def _restore(tally: ObjectivesTally) -> Objective:
+    worst = tally.worst_restore
     status: Status
     if worst is None:
         status = "unknown"
@@ -163,34 +229,30 @@ def _restore(evidence: Sequence[RunRecord]) -> Objective:
         status = "met"
     else:
         status = "at risk" if worst <= RESTORE_LIMIT_S else "missed"
-    detail = "" if values else "no run has the target's own observation of full redundancy"
+    detail = "" if tally.restores else "no run has the target's own observation of full redundancy"
     return Objective("restore", "Time to full redundancy",
-                     f"within {RESTORE_TARGET_S:g} s (at risk up to {RESTORE_LIMIT_S:g} s)", status, within,
-                     len(values), worst, "s", detail=detail)
+                     f"within {RESTORE_TARGET_S:g} s (at risk up to {RESTORE_LIMIT_S:g} s)", status,
+                     tally.restore_within, tally.restores, worst, "s", detail=detail)
 
 
-def _dr(evidence: Sequence[RunRecord], cells: Sequence[str]) -> tuple[Objective, Objective]:
-    failovers = [r for r in evidence if r.kind == "db-failover" and r.objectives is not None]
-    tested = {r.cell for r in failovers}
-    untested = sum(1 for c in cells if c not in tested)
-    rto_ok = sum(1 for r in failovers if _within(fleet.figure(r, "rto_s"), r.objectives))
-    rpo_ok = sum(1 for r in failovers if _within(fleet.figure(r, "rpo_s"), r.objectives, rpo=True))
-    rtos = [v for v in (fleet.figure(r, "rto_s") for r in failovers) if v is not None]
-    rows = [v for v in (fleet.figure(r, "rpo_rows") for r in failovers) if v is not None]
+def _dr(tally: ObjectivesTally, cells: Sequence[str]) -> tuple[Objective, Objective]:
+    failovers = tally.failovers
+    untested = sum(1 for c in cells if c not in tally.tested)
+    rto_ok, rpo_ok = tally.rto_ok, tally.rpo_ok
 
     def status(ok: int) -> Status:
         if not failovers:
             return "unknown"
-        if ok < len(failovers):
+        if ok < failovers:
             return "missed"
         return "unproven" if untested else "met"
 
     gap = f"; {untested} of {len(cells)} cells never ran one" if untested else ""
     rto = Objective("rto", "RTO (database failover)", "writes acknowledged again within each cell's RTO",
-                    status(rto_ok), rto_ok, len(failovers), max(rtos, default=None), "s", untested,
+                    status(rto_ok), rto_ok, failovers, tally.worst_rto, "s", untested,
                     f"worst RTO of the failovers that took writes again{gap}")
     rpo = Objective("rpo", "RPO (database failover)", "lost writes within each cell's RPO",
-                    status(rpo_ok), rpo_ok, len(failovers), max(rows, default=None), "rows", untested,
+                    status(rpo_ok), rpo_ok, failovers, tally.max_rows, "rows", untested,
                     f"most acknowledged writes lost in one failover{gap}")
     return rto, rpo
 
@@ -220,58 +282,76 @@ def _budget(budgets: Sequence[fleet.RollingBudget], limit: float) -> Objective:
 # -- findings and next steps -----------------------------------------------------------------
 
 
-def actions(runs: Sequence[RunRecord], cover: Sequence[CoverageCell], budgets: Sequence[fleet.RollingBudget],
+def actions(runs: Sequence[RunLike], cover: Sequence[CoverageCell], budgets: Sequence[fleet.RollingBudget],
             tiers: Mapping[str, int], budget_limit_pct: float = BUDGET_FREEZE_PCT,
             budget_period_days: float = 30.0) -> tuple[Action, ...]:
     """Every finding with its next step, most urgent first (then tier 1 first, newest first).
 
     Runs that went wrong the same way in the same cell and kind are one finding with a count,
     named by the newest run."""
-    found: dict[tuple[str, str | None, str | None], Action] = {}
+    newest_first = sorted(fleet.evidence(runs), key=fleet.newest_key, reverse=True)
+    return actions_of(newest_first, cover, budgets, tiers, fleet.environments(runs), bool(runs),
+                      budget_limit_pct, budget_period_days)
 
-    def add(rule: str, cell: str | None, kind: str | None, finding: str, run: RunRecord | None = None,
+
+def actions_of(newest_first: Iterable[RunLike], cover: Sequence[CoverageCell],
+               budgets: Sequence[fleet.RollingBudget], tiers: Mapping[str, int],
+               envs: Sequence[str], any_runs: bool, budget_limit_pct: float = BUDGET_FREEZE_PCT,
+               budget_period_days: float = 30.0) -> tuple[Action, ...]:
+    """``actions`` from the evidence runs newest first (fleet.newest_key), the environments of
+    all the runs, and whether there were any. Runs that passed, lost no acknowledged write and
+    were back at full redundancy within RESTORE_TARGET_S add nothing: they may be left out."""
+    found: dict[tuple[str, str | None, str | None], Action] = {}
+    counts: dict[tuple[str, str | None, str | None], int] = {}
+
+    def again(rule: str, cell: str | None, kind: str | None) -> bool:
+        """Count one more run behind a finding made already (its text is the newest run's)."""
+        key = (rule, cell, kind)
+        if key in found:
+            counts[key] += 1
+            return True
+        return False
+
+    def add(rule: str, cell: str | None, kind: str | None, finding: str, run: RunLike | None = None,
             window_id: str | None = None, **values: float) -> None:
+        if again(rule, cell, kind):
+            return
         severity, step = _step(rule, **values)
         key = (rule, cell, kind)
-        old = found.get(key)
-        if old is not None:
-            found[key] = Action(old.rule, old.severity, cell, kind, old.finding, old.next_step, old.run_id,
-                                old.window_id, old.tier, old.count + 1, old.when)
-            return
+        counts[key] = 1
         found[key] = Action(rule, severity, cell, kind, finding, step,
                             run.run_id if run else None, window_id or (run.window_id if run else None),
                             tiers.get(cell or "", fleet.DEFAULT_TIER), 1,
                             fleet.as_utc(run.started_utc) if run else None)
 
-    newest_first = sorted(fleet.evidence(runs), key=lambda r: (fleet.as_utc(r.started_utc), r.run_id),
-                          reverse=True)
     for run in newest_first:
-        words = KIND_WORDS.get(run.kind, run.kind)
+        cell, kind = run.cell, run.kind
+        words = KIND_WORDS.get(kind, kind)
         rows = fleet.figure(run, "rpo_rows")
-        if run.kind == "db-failover" and rows:
-            add("rpo_loss", run.cell, run.kind,
+        if kind == "db-failover" and rows and not again("rpo_loss", cell, kind):
+            add("rpo_loss", cell, kind,
                 f"the {words} lost {int(rows)} acknowledged write{'s' if rows != 1 else ''}", run)
         if run.verdict == "not_recovered":
-            add("not_recovered", run.cell, run.kind, f"did not recover from the {words} within the timeout",
-                run)
+            if not again("not_recovered", cell, kind):
+                add("not_recovered", cell, kind, f"did not recover from the {words} within the timeout", run)
         elif fleet.halted(run):
-            add("halted", run.cell, run.kind, f"the {words} was halted: {run.reason}", run)
+            if not again("halted", cell, kind):
+                add("halted", cell, kind, f"the {words} was halted: {run.reason}", run)
         elif run.verdict == "failed":
-            missed = [c for c in run.criteria if not c.ok and not (run.kind == "db-failover" and rows
+            missed = [c for c in run.criteria if not c.ok and not (kind == "db-failover" and rows
                                                                    and c.expected.startswith("rpo_rows"))]
             rto_missed = [c for c in missed if c.expected.startswith("rto_s")]
-            if rto_missed:
-                add("rto_missed", run.cell, run.kind,
+            if rto_missed and not again("rto_missed", cell, kind):
+                add("rto_missed", cell, kind,
                     f"the {words} missed {rto_missed[0].name} ({rto_missed[0].actual})", run)
             others = [c for c in missed if c not in rto_missed]
-            if others:
-                add("criterion", run.cell, run.kind,
+            if others and not again("criterion", cell, kind):
+                add("criterion", cell, kind,
                     f"the {words} missed {others[0].name} ({others[0].actual})"
                     + (f" and {len(others) - 1} more" if len(others) > 1 else ""), run)
         restore = fleet.figure(run, "restore_s")
-        if restore is not None and restore > RESTORE_TARGET_S:
-            add("restore_slow", run.cell, run.kind,
-                f"full redundancy took {restore:.1f} s after the {words}", run)
+        if restore is not None and restore > RESTORE_TARGET_S and not again("restore_slow", cell, kind):
+            add("restore_slow", cell, kind, f"full redundancy took {restore:.1f} s after the {words}", run)
     for entry in cover:
         words = KIND_WORDS.get(entry.kind, entry.kind)
         if entry.state == "excluded":
@@ -299,11 +379,11 @@ def actions(runs: Sequence[RunRecord], cover: Sequence[CoverageCell], budgets: S
             add("budget_caution", budget.cell, None,
                 f"chaos used {_pct(budget.pct)} of the {budget.period_days:g}-day error budget",
                 caution=BUDGET_CAUTION_PCT)
-    envs = fleet.environments(runs)
-    if runs and "production" not in envs:
+    if any_runs and "production" not in envs:
         add("sandbox_only", None, None,
             f"every run's evidence is from {' and '.join(envs)}: nothing here shows how production recovers")
-    return tuple(sorted(found.values(), key=lambda a: (
+    counted = [replace(a, count=counts[key]) if counts[key] != 1 else a for key, a in found.items()]
+    return tuple(sorted(counted, key=lambda a: (
         a.severity, a.tier, -(a.when.timestamp() if a.when else 0.0), a.cell or "", a.kind or "")))
 
 
@@ -311,4 +391,5 @@ def _pct(value: float) -> str:
     return f"{value:.1f} %" if math.isfinite(value) else "all (the SLO allows no downtime)"
 
 
-__all__ = ["NEXT_STEPS", "Action", "Objective", "actions", "objectives"]
+__all__ = ["NEXT_STEPS", "Action", "Objective", "ObjectivesTally", "actions", "actions_of", "objectives",
+           "objectives_of"]

@@ -27,11 +27,12 @@ from gameday.analytics.fleet import (
     HALF_LIFE_DAYS,
     KINDS,
     RollingBudget,
+    RunClass,
+    RunLike,
     as_utc,
     classify,
     environment,
 )
-from gameday.model import RunRecord
 
 STALE_DAYS = HALF_LIFE_DAYS
 State = Literal["tested", "never", "excluded"]
@@ -96,27 +97,49 @@ def blocker(reason: str) -> Blocker:
             "target": "target", "rotation": "rotation"}.get(head, "other")  # type: ignore[return-value]
 
 
-def coverage(runs: Iterable[RunRecord], now: datetime, cells: Sequence[str],
+class CoverageTally:
+    """What coverage reads of the runs, one run at a time: per cell and kind, the number of
+    evidence runs and the newest of them (ties broken by run id), and the newest skipped run
+    (the first of equals); each newest with its start in UTC."""
+
+    __slots__ = ("counts", "newest", "skipped")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self.newest: dict[tuple[str, str], tuple[datetime, RunLike]] = {}
+        self.skipped: dict[tuple[str, str], tuple[datetime, RunLike]] = {}
+
+    def add(self, run: RunLike, kind_of: RunClass, started: datetime) -> None:
+        """Tally ``run`` (of class ``kind_of``, started at ``started`` UTC)."""
+        if kind_of == "evidence":
+            key = (run.cell, run.kind)
+            counts = self.counts
+            counts[key] = counts.get(key, 0) + 1
+            best = self.newest.get(key)
+            if best is None or started > best[0] or (started == best[0] and run.run_id > best[1].run_id):
+                self.newest[key] = (started, run)
+        elif kind_of == "skipped":
+            key = (run.cell, run.kind)
+            last = self.skipped.get(key)
+            if last is None or started > last[0]:
+                self.skipped[key] = (started, run)
+
+
+def coverage(runs: Iterable[RunLike], now: datetime, cells: Sequence[str],
              outlook: ScheduleOutlook | None = None,
              budgets: Sequence[RollingBudget] = ()) -> tuple[CoverageCell, ...]:
     """One entry per cell of ``cells`` and kind of KINDS, in that order (cells as given)."""
-    now = as_utc(now)
-    newest: dict[tuple[str, str], RunRecord] = {}
-    counts: dict[tuple[str, str], int] = {}
-    last_skip: dict[tuple[str, str], RunRecord] = {}
+    tally = CoverageTally()
     for run in runs:
-        key = (run.cell, run.kind)
-        kind_of = classify(run)
-        if kind_of == "evidence":
-            counts[key] = counts.get(key, 0) + 1
-            best = newest.get(key)
-            if best is None or (as_utc(run.started_utc), run.run_id) > (as_utc(best.started_utc),
-                                                                       best.run_id):
-                newest[key] = run
-        elif kind_of == "skipped":
-            best = last_skip.get(key)
-            if best is None or as_utc(run.started_utc) > as_utc(best.started_utc):
-                last_skip[key] = run
+        tally.add(run, classify(run), as_utc(run.started_utc))
+    return coverage_of(tally, now, cells, outlook, budgets)
+
+
+def coverage_of(tally: CoverageTally, now: datetime, cells: Sequence[str],
+                outlook: ScheduleOutlook | None = None,
+                budgets: Sequence[RollingBudget] = ()) -> tuple[CoverageCell, ...]:
+    """``coverage`` from the tally of the runs."""
+    now = as_utc(now)
     planned: dict[tuple[str, str], list[Upcoming]] = {}
     if outlook is not None:
         for item in sorted(outlook.upcoming, key=lambda u: (as_utc(u.when), u.window_id or "")):
@@ -126,14 +149,19 @@ def coverage(runs: Iterable[RunRecord], now: datetime, cells: Sequence[str],
     limit = outlook.budget_max_pct if outlook is not None else None
     if limit is not None:
         over_budget = {b.cell: b for b in budgets if b.pct > limit}
-    return tuple(_entry(cell, kind, now, newest.get((cell, kind)), counts.get((cell, kind), 0),
-                        last_skip.get((cell, kind)), outlook, planned.get((cell, kind), []),
+    newest, counts, skipped = tally.newest, tally.counts, tally.skipped
+    return tuple(_entry(cell, kind, now, _run(newest.get((cell, kind))), counts.get((cell, kind), 0),
+                        _run(skipped.get((cell, kind))), outlook, planned.get((cell, kind), []),
                         over_budget.get(cell))
                  for cell in cells for kind in KINDS)
 
 
-def _entry(cell: str, kind: str, now: datetime, last: RunRecord | None, runs: int,
-           skipped: RunRecord | None, outlook: ScheduleOutlook | None, planned: Sequence[Upcoming],
+def _run(tallied: tuple[datetime, RunLike] | None) -> RunLike | None:
+    return None if tallied is None else tallied[1]
+
+
+def _entry(cell: str, kind: str, now: datetime, last: RunLike | None, runs: int,
+           skipped: RunLike | None, outlook: ScheduleOutlook | None, planned: Sequence[Upcoming],
            budget: RollingBudget | None) -> CoverageCell:
     excluded_reason = None
     if outlook is not None and kind in outlook.excluded.get(cell, frozenset()):
@@ -171,4 +199,5 @@ def _budget_reason(budget: RollingBudget, limit: float) -> str:
             f"(limit {limit:g} %)")
 
 
-__all__ = ["STALE_DAYS", "CoverageCell", "ScheduleOutlook", "Upcoming", "blocker", "coverage"]
+__all__ = ["STALE_DAYS", "CoverageCell", "CoverageTally", "ScheduleOutlook", "Upcoming", "blocker",
+           "coverage", "coverage_of"]

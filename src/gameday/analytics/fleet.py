@@ -39,6 +39,14 @@ Definitions, as reports state them (figures version 2, shared/DESIGN.md "Measure
   into stale evidence and outcomes.
 - Findings: every missed criterion of evidence runs that did not pass, plus every run that did
   not recover or hit the halt limit, newest first.
+
+Each figure has its function over runs (``mttr(runs)``, ``rolling_budget(runs, now, period)``
+...). At fleet scale a report reads its runs once instead (reporting.resilience_context's
+tally_report): the tallies here (MttrTally, DrTally, DowntimeTally, CellScoreTally) take one
+run at a time, and the ``*_of`` functions give the same figures from them. The functions over
+runs use the same tallies, so both give the same figures by construction: sums whose result
+depends on the order (the score's weights, downtime) add the runs in the order given, and MTTR
+tallies merge in any order (means are exactly rounded sums, percentiles sort).
 """
 
 from __future__ import annotations
@@ -50,9 +58,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from statistics import fmean
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
-from gameday.model import CellObjectives, RunRecord
+from gameday.model import CellObjectives, CriterionResult
 
 RunClass = Literal["evidence", "inconclusive", "skipped", "running"]
 GroupKey = Literal["cell", "kind", "week", "month", "environment"]
@@ -82,6 +90,40 @@ SCORE_FORMULA = (
     "it 25 points, and the fleet's score is the mean of the cell scores weighted by tier (tier 1 counts "
     "3 times, tier 2 twice, tier 3 once; an unknown tier counts as tier 2)."
 )
+
+
+
+class RunLike(Protocol):
+    """What fleet figures read of a run: a RunRecord, or the lean ReportRun a report over many
+    runs reads from the store (model.records)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def started_utc(self) -> datetime: ...
+    @property
+    def verdict(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def window_id(self) -> str | None: ...
+    @property
+    def objectives(self) -> CellObjectives | None: ...
+    @property
+    def figures(self) -> Mapping[str, object]: ...
+    @property
+    def criteria(self) -> Sequence[CriterionResult]: ...
+
+
+Run = TypeVar("Run", bound=RunLike)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -215,31 +257,36 @@ class SummaryCounts:
 # -- classification and labels ---------------------------------------------------------------
 
 
-def halted(run: RunRecord) -> bool:
+def halted(run: RunLike) -> bool:
     """Aborted because the cell breached its hard halt limit."""
     return run.verdict == "aborted" and (run.reason or "").startswith(HALT_PREFIX)
 
 
-def classify(run: RunRecord) -> RunClass:
-    if run.verdict is None:
+def classify(run: RunLike) -> RunClass:
+    verdict = run.verdict
+    if verdict is None:
         return "running"
-    if run.verdict == "skipped":
+    if verdict == "skipped":
         return "skipped"
-    if run.verdict == "aborted" and not halted(run):
+    if verdict == "aborted" and not (run.reason or "").startswith(HALT_PREFIX):
         return "inconclusive"
     return "evidence"
 
 
-def environment(run: RunRecord) -> str:
+def environment(run: RunLike) -> str:
     """Where the run's evidence came from; "unknown" when the record cannot say."""
     return run.environment or UNKNOWN_ENVIRONMENT
 
 
-def environments(runs: Iterable[RunRecord]) -> tuple[str, ...]:
+def environments(runs: Iterable[RunLike]) -> tuple[str, ...]:
     """The environments of ``runs``, production first (the strongest evidence), unknown last."""
-    found = {environment(run) for run in runs}
+    return ordered_environments({environment(run) for run in runs})
+
+
+def ordered_environments(found: Iterable[str]) -> tuple[str, ...]:
+    """Environment names, production first (the strongest evidence), unknown last."""
     order = {name: i for i, name in enumerate(reversed(ENVIRONMENTS))}
-    return tuple(sorted(found, key=lambda e: (order.get(e, len(order)), e)))
+    return tuple(sorted(set(found), key=lambda e: (order.get(e, len(order)), e)))
 
 
 def week_label(moment: datetime) -> str:
@@ -255,13 +302,20 @@ def _week_of_day(day: date) -> str:
     return f"{year:04d}-W{week:02d}"
 
 
+@lru_cache(maxsize=8192)
+def day_labels(day: date) -> tuple[str, str]:
+    """The ISO week and the calendar month of a UTC day, e.g. ("2026-W09", "2026-03"): what a
+    pass over a fleet's runs asks of every run, answered once a day."""
+    return _week_of_day(day), f"{day.year:04d}-{day.month:02d}"
+
+
 def month_label(moment: datetime) -> str:
     """Calendar month in UTC, e.g. "2026-03"."""
     utc = as_utc(moment)
     return f"{utc.year:04d}-{utc.month:02d}"
 
 
-_LABELS: Mapping[str, Callable[[RunRecord], str]] = {
+_LABELS: Mapping[str, Callable[[RunLike], str]] = {
     "cell": lambda run: run.cell,
     "kind": lambda run: run.kind,
     "week": lambda run: _week_of_day(as_utc(run.started_utc).date()),
@@ -273,59 +327,119 @@ _LABELS: Mapping[str, Callable[[RunRecord], str]] = {
 # -- MTTR and pass rate ----------------------------------------------------------------------
 
 
-def impact(run: RunRecord) -> str | None:
+def impact(run: RunLike) -> str | None:
     """"none", "seen", or None when unknown (no fault injected, or an upgraded v1 run)."""
     value = run.figures.get("impact")
     return value if value in ("none", "seen") else None
 
 
-def mttr(runs: Iterable[RunRecord]) -> Mttr:
-    values: list[float] = []
-    restores: list[float] = []
-    unrecovered = known = none = unknown = adapted = 0
-    for run in runs:
-        verdict = run.verdict
-        if verdict is None or verdict == "skipped" or (verdict == "aborted" and not halted(run)):
-            continue  # not evidence (classify, inlined: this loop runs over every run)
-        figures = run.figures
-        restore = _number(figures.get("restore_s"))
+class MttrTally:
+    """MTTR and pass rate of evidence runs, tallied one run at a time. Tallies merge: one pass
+    over a fleet's runs tallies small groups (environment, kind and week), and each coarser
+    figure merges theirs. No figure depends on the order the runs come in (means are exactly
+    rounded sums, percentiles sort)."""
+
+    __slots__ = ("adapted", "evidence", "known", "no_impact", "passed", "recoveries", "restores",
+                 "unknown", "unrecovered")
+
+    def __init__(self) -> None:
+        self.evidence = self.passed = self.known = self.no_impact = self.unknown = 0
+        self.unrecovered = self.adapted = 0
+        self.recoveries: list[float] = []
+        self.restores: list[float] = []
+
+    def add(self, run: RunLike) -> None:
+        """Tally an evidence run (the caller classifies)."""
+        self.add_values(run.verdict, *mttr_values(run.verdict, run.figures))
+
+    def add_values(self, verdict: str | None, restore: float | None, impact: object,
+                   recovery: float | None, adapted: bool) -> None:
+        """Tally an evidence run from its ``mttr_values`` (read once for several tallies)."""
+        self.evidence += 1
+        if verdict == "passed":
+            self.passed += 1
         if restore is not None:
-            restores.append(restore)
-        seen = figures.get("impact")
-        if seen == "none":
-            known += 1
-            none += 1
-            continue
-        if seen != "seen":
-            unknown += 1
-            continue
-        known += 1
+            self.restores.append(restore)
+        if impact == "none":
+            self.known += 1
+            self.no_impact += 1
+        elif impact != "seen":
+            self.unknown += 1
+        else:
+            self.known += 1
+            if recovery is not None:
+                self.recoveries.append(recovery)
+                self.adapted += adapted
+            elif verdict == "not_recovered" or verdict == "aborted":
+                self.unrecovered += 1
+
+    def merge(self, other: MttrTally) -> MttrTally:
+        """Add ``other``'s runs to this tally; returns it."""
+        self.evidence += other.evidence
+        self.passed += other.passed
+        self.known += other.known
+        self.no_impact += other.no_impact
+        self.unknown += other.unknown
+        self.unrecovered += other.unrecovered
+        self.adapted += other.adapted
+        self.recoveries.extend(other.recoveries)
+        self.restores.extend(other.restores)
+        return self
+
+    def mttr(self) -> Mttr:
+        values, restores = self.recoveries, self.restores
+        ordered = sorted(values)
+        return Mttr(len(values), self.unrecovered, fmean(values) if values else None,
+                    _sorted_percentile(ordered, 50) if len(values) >= MIN_MEDIAN_RUNS else None,
+                    _sorted_percentile(ordered, 90) if len(values) >= MIN_P90_RUNS else None,
+                    evidence=self.known, no_impact=self.no_impact, impact_unknown=self.unknown,
+                    adapted=self.adapted, restore_runs=len(restores),
+                    restore_mean_s=fmean(restores) if restores else None,
+                    restore_max_s=max(restores, default=None))
+
+    def pass_rate(self) -> PassRate:
+        return PassRate(self.evidence, self.passed, self.passed / self.evidence if self.evidence else None)
+
+
+def mttr_values(verdict: str | None, figures: Mapping[str, object]
+                ) -> tuple[float | None, object, float | None, bool]:
+    """What MTTR reads of a run's figures: (restore_s, impact, recovery_s when impact was seen,
+    adapted)."""
+    if figures.get("impact") == "seen":
         recovery = _number(figures.get("recovery_s"))
-        if recovery is not None:
-            values.append(recovery)
-            adapted += figures.get("adapted") is True
-        elif verdict == "not_recovered" or verdict == "aborted":
-            unrecovered += 1
-    return Mttr(len(values), unrecovered, fmean(values) if values else None,
-                percentile(values, 50) if len(values) >= MIN_MEDIAN_RUNS else None,
-                percentile(values, 90) if len(values) >= MIN_P90_RUNS else None,
-                evidence=known, no_impact=none, impact_unknown=unknown, adapted=adapted,
-                restore_runs=len(restores), restore_mean_s=fmean(restores) if restores else None,
-                restore_max_s=max(restores, default=None))
+        return (_number(figures.get("restore_s")), "seen", recovery,
+                recovery is not None and figures.get("adapted") is True)
+    return _number(figures.get("restore_s")), figures.get("impact"), None, False
 
 
-def mttr_by(runs: Iterable[RunRecord], key: GroupKey) -> tuple[tuple[str, Mttr], ...]:
+def merged(tallies: Iterable[MttrTally]) -> MttrTally:
+    """One tally of the runs of ``tallies``."""
+    out = MttrTally()
+    for tally in tallies:
+        out.merge(tally)
+    return out
+
+
+def mttr(runs: Iterable[RunLike]) -> Mttr:
+    tally = MttrTally()
+    for run in runs:
+        if classify(run) == "evidence":
+            tally.add(run)
+    return tally.mttr()
+
+
+def mttr_by(runs: Iterable[RunLike], key: GroupKey) -> tuple[tuple[str, Mttr], ...]:
     """MTTR per group of evidence runs, sorted by label."""
     return tuple((label, mttr(group)) for (label,), group in _group(_evidence(runs), (key,)).items())
 
 
-def pass_rate(runs: Iterable[RunRecord]) -> PassRate:
+def pass_rate(runs: Iterable[RunLike]) -> PassRate:
     evidence = _evidence(runs)
     passed = sum(1 for run in evidence if run.verdict == "passed")
     return PassRate(len(evidence), passed, passed / len(evidence) if evidence else None)
 
 
-def pass_rate_by(runs: Iterable[RunRecord], keys: Sequence[GroupKey] = ("cell", "kind")
+def pass_rate_by(runs: Iterable[RunLike], keys: Sequence[GroupKey] = ("cell", "kind")
                  ) -> dict[tuple[str, ...], PassRate]:
     """Pass rate per group of evidence runs, keyed by label tuples (e.g. (cell, kind)), sorted."""
     out = {}
@@ -337,9 +451,12 @@ def pass_rate_by(runs: Iterable[RunRecord], keys: Sequence[GroupKey] = ("cell", 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0..100) by linear interpolation between closest ranks."""
-    if not values:
+    return _sorted_percentile(sorted(values), q)
+
+
+def _sorted_percentile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
         return None
-    ordered = sorted(values)
     rank = (len(ordered) - 1) * q / 100
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
@@ -349,84 +466,216 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 # -- trend -----------------------------------------------------------------------------------
 
 
-def period_figures(runs: Iterable[RunRecord], start: datetime, end: datetime) -> PeriodFigures:
+def period_figures(runs: Iterable[RunLike], start: datetime, end: datetime) -> PeriodFigures:
     """MTTR and pass rate of the runs started in [start, end)."""
     start, end = as_utc(start), as_utc(end)
     inside = [run for run in runs if start <= _started(run) < end]
     return PeriodFigures(start, end, mttr(inside), pass_rate(inside))
 
 
-def trend(runs: Sequence[RunRecord], now: datetime, period: timedelta) -> Trend:
-    if period <= timedelta(0):
-        raise ValueError(f"trend: period must be positive, got {period}")
+def trend(runs: Iterable[RunLike], now: datetime, period: timedelta) -> Trend:
+    _check_period("trend", period)
     now = as_utc(now)
-    current = period_figures(runs, now - period, now)
-    previous = period_figures(runs, now - 2 * period, now - period)
-    return Trend(current, previous,
-                 _change(current.mttr.mean_s, previous.mttr.mean_s),
-                 _change(current.pass_rate.rate, previous.pass_rate.rate))
+    middle, low = now - period, now - 2 * period
+    current, previous = MttrTally(), MttrTally()
+    for run in runs:
+        if classify(run) == "evidence":
+            started = _started(run)
+            if middle <= started < now:
+                current.add(run)
+            elif low <= started < middle:
+                previous.add(run)
+    return trend_of(current, previous, now, period)
+
+
+def trend_of(current: MttrTally, previous: MttrTally, now: datetime, period: timedelta) -> Trend:
+    """The trend from the tallies of the evidence runs of [now - period, now) and of the
+    period before it."""
+    _check_period("trend", period)
+    now = as_utc(now)
+    this = PeriodFigures(now - period, now, current.mttr(), current.pass_rate())
+    last = PeriodFigures(now - 2 * period, now - period, previous.mttr(), previous.pass_rate())
+    return Trend(this, last, _change(this.mttr.mean_s, last.mttr.mean_s),
+                 _change(this.pass_rate.rate, last.pass_rate.rate))
+
+
+def _check_period(what: str, period: timedelta) -> None:
+    if period <= timedelta(0):
+        raise ValueError(f"{what}: period must be positive, got {period}")
+
+
+# -- newest objectives -----------------------------------------------------------------------
+
+
+class NewestObjectives:
+    """The objectives of the newest run offered that has any (ties broken by run id, then the
+    first offered): what a cell's budget, tier and RTO objective are judged by."""
+
+    __slots__ = ("objectives", "run_id", "started")
+
+    def __init__(self) -> None:
+        self.started: datetime | None = None
+        self.run_id = ""
+        self.objectives: CellObjectives | None = None
+
+    def offer(self, started: datetime, run_id: str, objectives: CellObjectives | None) -> None:
+        if objectives is None:
+            return
+        newest = self.started
+        if newest is None or started > newest or (started == newest and run_id > self.run_id):
+            self.started, self.run_id, self.objectives = started, run_id, objectives
+
+
+def newest_objectives(runs: Iterable[RunLike]) -> CellObjectives | None:
+    """Objectives of the newest run that has any (ties broken by run id)."""
+    return _newest_objectives(runs)
+
+
+def _newest_objectives(runs: Iterable[RunLike]) -> CellObjectives | None:
+    newest = NewestObjectives()
+    for run in runs:
+        newest.offer(_started(run), run.run_id, run.objectives)
+    return newest.objectives
 
 
 # -- DR compliance and error budget ----------------------------------------------------------
 
 
-def dr_compliance(runs: Iterable[RunRecord]) -> tuple[DrCompliance, ...]:
-    """Per cell, database-failover evidence runs against the objectives each ran under."""
-    failovers = [run for run in _evidence(runs) if run.kind == "db-failover" and run.objectives is not None]
-    return tuple(_cell_compliance(cell, group) for (cell,), group in _group(failovers, ("cell",)).items())
+class DrTally:
+    """One cell's database-failover evidence runs that ran under objectives, each judged by
+    its own."""
 
+    __slots__ = ("envs", "max_rows", "newest", "rpo_ok", "rto_ok", "runs", "worst_rto")
 
-def _cell_compliance(cell: str, runs: Sequence[RunRecord]) -> DrCompliance:
-    rto_ok = rpo_ok = 0
-    for run in runs:
+    def __init__(self) -> None:
+        self.runs = self.rto_ok = self.rpo_ok = 0
+        self.worst_rto: float | None = None
+        self.max_rows: int | None = None
+        self.newest = NewestObjectives()
+        self.envs: set[str] = set()
+
+    def add(self, run: RunLike, started: datetime) -> None:
         objectives = run.objectives
-        assert objectives is not None  # filtered by the caller
-        rto_ok += _within(figure(run, "rto_s"), objectives.rto_s)
-        rpo_ok += _within(figure(run, "rpo_s"), objectives.rpo_s)
-    rtos = [v for v in (figure(run, "rto_s") for run in runs) if v is not None]
-    rows = [int(v) for v in (figure(run, "rpo_rows") for run in runs) if v is not None]
-    newest = _newest_objectives(runs)
-    assert newest is not None
-    return DrCompliance(cell=cell, runs=len(runs), rto_compliant=rto_ok, rpo_compliant=rpo_ok,
-                        rto_pct=_pct(rto_ok, len(runs)), rpo_pct=_pct(rpo_ok, len(runs)),
-                        worst_rto_s=max(rtos, default=None), max_rpo_rows=max(rows, default=None),
-                        rto_objective_s=float(newest.rto_s), rpo_objective_s=float(newest.rpo_s),
-                        environments=environments(runs))
+        assert objectives is not None  # the caller's filter
+        figures = run.figures
+        rto, rows = _number(figures.get("rto_s")), _number(figures.get("rpo_rows"))
+        self.runs += 1
+        self.rto_ok += _within(rto, objectives.rto_s)
+        self.rpo_ok += _within(_number(figures.get("rpo_s")), objectives.rpo_s)
+        if rto is not None and (self.worst_rto is None or rto > self.worst_rto):
+            self.worst_rto = rto
+        if rows is not None and (self.max_rows is None or int(rows) > self.max_rows):
+            self.max_rows = int(rows)
+        self.newest.offer(started, run.run_id, objectives)
+        self.envs.add(run.environment or UNKNOWN_ENVIRONMENT)
+
+    def compliance(self, cell: str) -> DrCompliance:
+        newest = self.newest.objectives
+        assert newest is not None  # one run at least
+        return DrCompliance(cell=cell, runs=self.runs, rto_compliant=self.rto_ok, rpo_compliant=self.rpo_ok,
+                            rto_pct=_pct(self.rto_ok, self.runs), rpo_pct=_pct(self.rpo_ok, self.runs),
+                            worst_rto_s=self.worst_rto, max_rpo_rows=self.max_rows,
+                            rto_objective_s=float(newest.rto_s), rpo_objective_s=float(newest.rpo_s),
+                            environments=ordered_environments(self.envs))
 
 
-def error_budget(runs: Iterable[RunRecord]) -> tuple[ErrorBudget, ...]:
+def dr_compliance(runs: Iterable[RunLike]) -> tuple[DrCompliance, ...]:
+    """Per cell, database-failover evidence runs against the objectives each ran under."""
+    tallies: dict[str, DrTally] = {}
+    for run in runs:
+        if run.kind == "db-failover" and run.objectives is not None and classify(run) == "evidence":
+            tally = tallies.get(run.cell)
+            if tally is None:
+                tally = tallies[run.cell] = DrTally()
+            tally.add(run, _started(run))
+    return dr_compliance_of(tallies)
+
+
+def dr_compliance_of(tallies: Mapping[str, DrTally]) -> tuple[DrCompliance, ...]:
+    """DR compliance per cell from its tally, sorted by cell."""
+    return tuple(tallies[cell].compliance(cell) for cell in sorted(tallies))
+
+
+class DowntimeTally:
+    """The downtime of a cell's runs (skipped runs left out by the caller), summed in the order
+    the runs come, and the objectives of the newest of them."""
+
+    __slots__ = ("downtime_s", "newest")
+
+    def __init__(self) -> None:
+        self.downtime_s: float = 0  # as sum() starts
+        self.newest = NewestObjectives()
+
+    def add(self, run: RunLike, started: datetime) -> None:
+        self.add_downtime(_number(run.figures.get("downtime_s")) or 0.0, started, run.run_id, run.objectives)
+
+    def add_downtime(self, downtime_s: float, started: datetime, run_id: str,
+                     objectives: CellObjectives | None) -> None:
+        self.downtime_s += downtime_s
+        self.newest.offer(started, run_id, objectives)
+
+
+def error_budget(runs: Iterable[RunLike]) -> tuple[ErrorBudget, ...]:
     """Per cell and UTC month, downtime during runs against the availability SLO's budget.
 
     Cell-months without objectives, or with a 100 % SLO (no budget to consume), are left out.
     """
-    counted = [run for run in runs if run.verdict != "skipped"]
+    tallies: dict[tuple[str, str], DowntimeTally] = {}
+    for run in runs:
+        if run.verdict != "skipped":
+            started = _started(run)
+            key = (run.cell, month_label(started))
+            tally = tallies.get(key)
+            if tally is None:
+                tally = tallies[key] = DowntimeTally()
+            tally.add(run, started)
+    return error_budget_of(tallies)
+
+
+def error_budget_of(tallies: Mapping[tuple[str, str], DowntimeTally]) -> tuple[ErrorBudget, ...]:
+    """The error budget per (cell, month) from its downtime tally, sorted by cell and month."""
     budgets = []
-    for (cell, month), group in _group(counted, ("cell", "month")).items():
-        objectives = _newest_objectives(group)
+    for cell, month in sorted(tallies):
+        tally = tallies[(cell, month)]
+        objectives = tally.newest.objectives
         if objectives is None:
             continue
         budget = (1 - objectives.availability_slo / 100) * MONTH_MINUTES
         if budget <= 0:
             continue
-        consumed = sum(figure(run, "downtime_s") or 0.0 for run in group) / 60
+        consumed = tally.downtime_s / 60
         budgets.append(ErrorBudget(cell, month, consumed, budget, 100 * consumed / budget))
     return tuple(budgets)
 
 
-def rolling_budget(runs: Iterable[RunRecord], now: datetime, period: timedelta) -> tuple[RollingBudget, ...]:
+def rolling_budget(runs: Iterable[RunLike], now: datetime, period: timedelta) -> tuple[RollingBudget, ...]:
     """Per cell with objectives, the downtime of its runs started in [now - period, now) that
     were not skipped, against (100 % - SLO) of the period: what the error-budget gate reads
     (scheduler.gates.budget_consumed_pct, the same arithmetic)."""
-    if period <= timedelta(0):
-        raise ValueError(f"rolling_budget: period must be positive, got {period}")
+    _check_period("rolling_budget", period)
     now = as_utc(now)
-    inside = [run for run in runs if now - period <= _started(run) < now and run.verdict != "skipped"]
+    start = now - period
+    tallies: dict[str, DowntimeTally] = {}
+    for run in runs:
+        started = _started(run)
+        if start <= started < now and run.verdict != "skipped":
+            tally = tallies.get(run.cell)
+            if tally is None:
+                tally = tallies[run.cell] = DowntimeTally()
+            tally.add(run, started)
+    return rolling_budget_of(tallies, period)
+
+
+def rolling_budget_of(tallies: Mapping[str, DowntimeTally], period: timedelta) -> tuple[RollingBudget, ...]:
+    """The rolling budget per cell from the downtime tally of its runs in the period, by cell."""
+    _check_period("rolling_budget", period)
     out = []
-    for (cell,), group in _group(inside, ("cell",)).items():
-        objectives = _newest_objectives(group)
+    for cell in sorted(tallies):
+        tally = tallies[cell]
+        objectives = tally.newest.objectives
         if objectives is None:
             continue
-        downtime_s = sum(figure(run, "downtime_s") or 0.0 for run in group)
+        downtime_s = tally.downtime_s
         budget_s = (1 - objectives.availability_slo / 100) * period.total_seconds()
         if budget_s <= 0:
             pct = math.inf if downtime_s > 0 else 0.0
@@ -445,45 +694,82 @@ def decay_weight(age_days: float) -> float:
     return float(0.5 ** (age_days / HALF_LIFE_DAYS))
 
 
-def resilience_score(runs: Iterable[RunRecord], now: datetime,
+class KindTally:
+    """A cell's evidence runs of one kind for its score: their decayed weights and outcomes,
+    summed in the order the runs come."""
+
+    __slots__ = ("newest", "runs", "total", "weight")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.weight: float = 0  # as sum() starts
+        self.total: float = 0
+        self.newest: datetime | None = None
+
+    def add(self, verdict: str | None, started: datetime, weight: float) -> None:
+        self.runs += 1
+        self.weight += weight
+        self.total += weight * OUTCOME_VALUES[verdict or ""]
+        if self.newest is None or started > self.newest:
+            self.newest = started
+
+    def score(self, kind: str) -> KindScore:
+        if not self.runs:
+            return KindScore(kind, 0.0, 0, None)
+        weight, total = self.weight, self.total
+        # Dividing by at least 1 (one fresh run's weight) lets old evidence fade instead of counting
+        # fully whenever it is the only evidence there is.
+        divisor = max(weight, 1.0)
+        return KindScore(kind, total / divisor, self.runs, self.newest, weight=weight,
+                         outcome_loss=(weight - total) / divisor, decay_loss=(divisor - weight) / divisor)
+
+
+class CellScoreTally:
+    """What a cell's score needs: a KindTally per fault kind, and the newest objectives of any
+    of its runs (its tier)."""
+
+    __slots__ = ("kinds", "newest")
+
+    def __init__(self) -> None:
+        self.kinds = {kind: KindTally() for kind in KINDS}
+        self.newest = NewestObjectives()
+
+    def score(self, cell: str) -> CellScore:
+        kinds = tuple(self.kinds[kind].score(kind) for kind in KINDS)
+        objectives = self.newest.objectives
+        tier = objectives.tier if objectives is not None else DEFAULT_TIER
+        return CellScore(cell, tier, 100 * fmean(k.score for k in kinds), kinds)
+
+
+def resilience_score(runs: Iterable[RunLike], now: datetime,
                      cells: Collection[str] = ()) -> ResilienceScore:
     """Per cell and for the fleet, from the runs started before ``now`` (see SCORE_FORMULA).
     ``cells``: cells to score even without any run (e.g. the schedule's): they score 0."""
     now = as_utc(now)
-    past = [run for run in runs if _started(run) < now]
-    groups = _group(past, ("cell",))
-    for cell in cells:
-        groups.setdefault((cell,), [])
-    scored = tuple(_cell_score(cell, group, now) for (cell,), group in sorted(groups.items()))
+    tallies: dict[str, CellScoreTally] = {}
+    for run in runs:
+        started = _started(run)
+        if started < now:
+            tally = tallies.get(run.cell)
+            if tally is None:
+                tally = tallies[run.cell] = CellScoreTally()
+            tally.newest.offer(started, run.run_id, run.objectives)
+            if run.kind in tally.kinds and classify(run) == "evidence":
+                tally.kinds[run.kind].add(run.verdict, started, decay_weight((now - started) / _DAY))
+    return resilience_score_of(tallies, cells)
+
+
+def resilience_score_of(tallies: Mapping[str, CellScoreTally], cells: Collection[str] = ()
+                        ) -> ResilienceScore:
+    """The score from each cell's tally (the weights decayed to the same ``now``); ``cells``
+    without a tally score 0."""
+    empty = CellScoreTally()
+    names = sorted(set(tallies) | set(cells))
+    scored = tuple(tallies.get(cell, empty).score(cell) for cell in names)
     weights = [_tier_weight(cell.tier) for cell in scored]
     fleet = sum(w * cell.score for w, cell in zip(weights, scored, strict=True)) / sum(weights) \
         if scored else None
     return ResilienceScore(fleet, scored)
-
-
-def _cell_score(cell: str, runs: Sequence[RunRecord], now: datetime) -> CellScore:
-    by_kind: dict[str, list[RunRecord]] = {kind: [] for kind in KINDS}
-    for run in runs:
-        if run.kind in by_kind and classify(run) == "evidence":
-            by_kind[run.kind].append(run)
-    kinds = tuple(_kind_score(kind, by_kind[kind], now) for kind in KINDS)
-    objectives = _newest_objectives(runs)
-    tier = objectives.tier if objectives is not None else DEFAULT_TIER
-    return CellScore(cell, tier, 100 * fmean(k.score for k in kinds), kinds)
-
-
-def _kind_score(kind: str, runs: Sequence[RunRecord], now: datetime) -> KindScore:
-    if not runs:
-        return KindScore(kind, 0.0, 0, None)
-    weights = [decay_weight((now - _started(run)) / timedelta(days=1)) for run in runs]
-    total = sum(w * OUTCOME_VALUES[run.verdict or ""] for w, run in zip(weights, runs, strict=True))
-    weight = sum(weights)
-    # Dividing by at least 1 (one fresh run's weight) lets old evidence fade instead of counting
-    # fully whenever it is the only evidence there is.
-    divisor = max(weight, 1.0)
-    return KindScore(kind, total / divisor, len(runs), max(_started(run) for run in runs),
-                     weight=weight, outcome_loss=(weight - total) / divisor,
-                     decay_loss=(divisor - weight) / divisor)
 
 
 def _tier_weight(tier: int) -> int:
@@ -501,19 +787,24 @@ def kind_points(kind: KindScore) -> tuple[float, float]:
 # -- findings, selection, counts -------------------------------------------------------------
 
 
-def findings(runs: Iterable[RunRecord], limit: int = 20) -> tuple[Finding, ...]:
+def findings(runs: Iterable[RunLike], limit: int = 20) -> tuple[Finding, ...]:
     """What went wrong in evidence runs that did not pass, newest run first, at most ``limit``."""
     missed = [run for run in _evidence(runs) if run.verdict != "passed"]
-    missed.sort(key=lambda run: (_started(run), run.run_id), reverse=True)
+    missed.sort(key=newest_key, reverse=True)
+    return findings_of(missed, limit)
+
+
+def findings_of(newest_first: Iterable[RunLike], limit: int = 20) -> tuple[Finding, ...]:
+    """``findings`` of evidence runs that did not pass, given newest first (by newest_key)."""
     found: list[Finding] = []
-    for run in missed:
+    for run in newest_first:
         if len(found) >= limit:
             break
         found.extend(run_findings(run))
     return tuple(found[:max(limit, 0)])
 
 
-def run_findings(run: RunRecord) -> list[Finding]:
+def run_findings(run: RunLike) -> list[Finding]:
     """What went wrong in one run: not recovered or halted, then each missed criterion."""
     def finding(criterion: str, expected: str, actual: str) -> Finding:
         return Finding(_started(run), run.run_id, run.cell, run.kind, run.verdict or "",
@@ -529,9 +820,14 @@ def run_findings(run: RunRecord) -> list[Finding]:
     return found
 
 
-def select_runs(runs: Iterable[RunRecord], since: datetime | None = None, until: datetime | None = None,
+def newest_key(run: RunLike) -> tuple[datetime, str]:
+    """Sort key of runs by start, then id (``reverse=True``: newest first, as the store lists)."""
+    return _started(run), run.run_id
+
+
+def select_runs(runs: Iterable[Run], since: datetime | None = None, until: datetime | None = None,
                 cells: Collection[str] | None = None,
-                envs: Collection[str] | None = None) -> tuple[RunRecord, ...]:
+                envs: Collection[str] | None = None) -> tuple[Run, ...]:
     """Runs started in [since, until) (either bound optional) in the given cells and
     environments (None: all)."""
     low = None if since is None else as_utc(since)
@@ -544,15 +840,30 @@ def select_runs(runs: Iterable[RunRecord], since: datetime | None = None, until:
                  and (where is None or environment(run) in where))
 
 
-def summary_counts(runs: Iterable[RunRecord]) -> SummaryCounts:
+def summary_counts(runs: Iterable[RunLike]) -> SummaryCounts:
+    counts: dict[tuple[str | None, bool], int] = defaultdict(int)
+    for run in runs:
+        counts[(run.verdict, halted(run))] += 1
+    return summary_counts_of(counts)
+
+
+def summary_counts_of(counts: Mapping[tuple[str | None, bool], int]) -> SummaryCounts:
+    """SummaryCounts from the number of runs per (verdict, halted)."""
     classes: dict[str, int] = defaultdict(int)
     verdicts: dict[str, int] = defaultdict(int)
     total = halts = 0
-    for run in runs:
-        total += 1
-        classes[classify(run)] += 1
-        verdicts[run.verdict or "running"] += 1
-        halts += halted(run)
+    for (verdict, halt), n in counts.items():
+        total += n
+        if verdict is None:
+            classes["running"] += n
+        elif verdict == "skipped":
+            classes["skipped"] += n
+        elif verdict == "aborted" and not halt:
+            classes["inconclusive"] += n
+        else:
+            classes["evidence"] += n
+        verdicts[verdict or "running"] += n
+        halts += n if halt else 0
     return SummaryCounts(total=total, evidence=classes["evidence"], inconclusive=classes["inconclusive"],
                          skipped=classes["skipped"], running=classes["running"], passed=verdicts["passed"],
                          failed=verdicts["failed"], not_recovered=verdicts["not_recovered"],
@@ -560,6 +871,9 @@ def summary_counts(runs: Iterable[RunRecord]) -> SummaryCounts:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+_DAY = timedelta(days=1)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -570,22 +884,27 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
 
 
-def _started(run: RunRecord) -> datetime:
+def _started(run: RunLike) -> datetime:
     return as_utc(run.started_utc)
 
 
-def _evidence(runs: Iterable[RunRecord]) -> list[RunRecord]:
+def _evidence(runs: Iterable[Run]) -> list[Run]:
     return [run for run in runs if classify(run) == "evidence"]
 
 
-def evidence(runs: Iterable[RunRecord]) -> list[RunRecord]:
+def evidence(runs: Iterable[Run]) -> list[Run]:
     """The evidence runs of ``runs``, in order."""
     return _evidence(runs)
 
 
-def figure(run: RunRecord, name: str) -> float | None:
+def figure(run: RunLike, name: str) -> float | None:
     """A numeric figure as a plain float; None when missing, None, not a number or NaN."""
     return _number(run.figures.get(name))
+
+
+def number(value: object) -> float | None:
+    """A figure's value as a plain float; None when None, not a number or NaN."""
+    return _number(value)
 
 
 def _number(value: object) -> float | None:
@@ -600,16 +919,16 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _group(runs: Iterable[RunRecord], keys: Sequence[GroupKey]) -> dict[tuple[str, ...], list[RunRecord]]:
+def _group(runs: Iterable[Run], keys: Sequence[GroupKey]) -> dict[tuple[str, ...], list[Run]]:
     """Runs grouped by their labels for ``keys``, sorted by those labels."""
     unknown = [key for key in keys if key not in _LABELS]
     if unknown:
         raise ValueError(f"unknown grouping {unknown}: expected some of {sorted(_LABELS)}")
     labels = [_LABELS[key] for key in keys]
-    groups: dict[tuple[str, ...], list[RunRecord]] = defaultdict(list)
+    groups: dict[tuple[str, ...], list[Run]] = defaultdict(list)
     if len(labels) == 1:  # the common cases, without a generator per run
         (only,) = labels
-        single: dict[str, list[RunRecord]] = defaultdict(list)
+        single: dict[str, list[Run]] = defaultdict(list)
         for run in runs:
             single[only(run)].append(run)
         return {(label,): group for label, group in sorted(single.items())}
@@ -623,20 +942,9 @@ def _group(runs: Iterable[RunRecord], keys: Sequence[GroupKey]) -> dict[tuple[st
     return dict(sorted(groups.items(), key=lambda item: item[0]))
 
 
-def group(runs: Iterable[RunRecord], keys: Sequence[GroupKey]) -> dict[tuple[str, ...], list[RunRecord]]:
+def group(runs: Iterable[Run], keys: Sequence[GroupKey]) -> dict[tuple[str, ...], list[Run]]:
     """Runs grouped by their labels for ``keys`` (cell, kind, week, month, environment), sorted."""
     return _group(runs, keys)
-
-
-def newest_objectives(runs: Iterable[RunRecord]) -> CellObjectives | None:
-    """Objectives of the newest run that has any (ties broken by run id)."""
-    return _newest_objectives(runs)
-
-
-def _newest_objectives(runs: Iterable[RunRecord]) -> CellObjectives | None:
-    """Objectives of the newest run that has any (ties broken by run id)."""
-    dated = [(_started(run), run.run_id, run.objectives) for run in runs if run.objectives is not None]
-    return max(dated, key=lambda d: (d[0], d[1]))[2] if dated else None
 
 
 def _within(value: float | None, bound: float) -> bool:

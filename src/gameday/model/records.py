@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 RUN_SCHEMA_VERSION = 2
 
@@ -120,3 +121,29 @@ class RunRecord:
     # Where the evidence came from: a local cell is always "sandbox" (runs stored before
     # environments existed are labelled by their target: local -> sandbox, else "unknown").
     environment: str = "sandbox"
+
+
+class ReportRun(NamedTuple):
+    """A run as a report over many runs reads it (``Store.report_runs``): what the fleet
+    figures read of a RunRecord, and nothing else (no journal, no experiment, no times but the
+    start, only the figures asked for). Cheap to make by the hundred thousand; reports and
+    analytics take it wherever they take a RunRecord (``analytics.fleet.RunLike``).
+
+    ``started_utc`` is timezone-aware UTC. ``figures`` holds the names asked for, None for
+    those not stored. ``criteria`` holds every criterion's name, expected and ok; its actual
+    value only in runs that did not pass ("" in those that did: a report shows the actual
+    value of what went wrong). Repeated values (cells, objectives, criteria) are shared.
+    """
+
+    run_id: str
+    cell: str
+    kind: str
+    target: str
+    environment: str  # "unknown" for runs stored before environments existed
+    started_utc: datetime
+    verdict: Verdict | None
+    reason: str | None
+    window_id: str | None
+    objectives: CellObjectives | None
+    figures: Mapping[str, Any]
+    criteria: tuple[CriterionResult, ...]

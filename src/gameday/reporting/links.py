@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -70,33 +70,73 @@ def identity(context: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _walk(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+_ID_KINDS: dict[str, str | None] = {}  # key -> what it names: a report's few keys, matched once
+
+
+def _id_kind(key: str) -> str | None:
+    """"run" or "window" when ``key`` names report ids (run_id, last_run_id, run_ids ...)."""
+    if key in _ID_KINDS:
+        return _ID_KINDS[key]
+    if len(_ID_KINDS) > 4096:
+        _ID_KINDS.clear()
+    match = _ID_KEY.search(key)
+    found = _ID_KINDS[key] = match.group(1) if match else None
+    return found
+
+
+def _collect(value: Any, kind: str | None, out: list[tuple[str, str]]) -> None:
+    """The (kind, id) pairs under ``value`` in document order, appended to ``out``; ``kind``:
+    what the key holding ``value`` names (its strings are ids, and those of lists in it)."""
     if isinstance(value, Mapping):
         for k, v in value.items():
-            if k != "links":
-                yield from _walk(v, str(k))
-        return
-    match = _ID_KEY.search(key)
-    if isinstance(value, list):
+            if k == "links":
+                continue
+            named = _id_kind(str(k))
+            if isinstance(v, str):  # most values of a report: no call for them
+                if named is not None and v:
+                    out.append((named, v))
+            elif isinstance(v, (Mapping, list)):
+                _collect(v, named, out)
+    elif isinstance(value, list):
         for item in value:
-            yield from _walk(item, key if match else "")
-    elif match and isinstance(value, str) and value:
-        yield match.group(1), value
+            if isinstance(item, str):
+                if kind is not None and item:
+                    out.append((kind, item))
+            elif isinstance(item, (Mapping, list)):
+                _collect(item, kind, out)
 
 
 def mentioned(context: Mapping[str, Any]) -> dict[str, list[str]]:
     """Every run and window id the report names, in the order it first names them."""
     out: dict[str, list[str]] = {"run": [], "window": []}
     seen: set[tuple[str, str]] = {identity(context) or ("", "")}
-    for kind, ident in _walk(context):
-        if (kind, ident) not in seen:
-            seen.add((kind, ident))
-            out[kind].append(ident)
+    found: list[tuple[str, str]] = []
+    _collect(context, None, found)
+    for pair in found:
+        if pair not in seen:
+            seen.add(pair)
+            out[pair[0]].append(pair[1])
     return out
 
 
 def _has_report(folder: Path) -> bool:
     return (folder / "index.html").is_file()
+
+
+def _folders(root: Path) -> frozenset[str] | None:
+    """The names of the folders in ``root`` (None when it cannot be listed): a report is
+    looked for only where one may be, not once per id a report names."""
+    try:
+        with os.scandir(root) as entries:
+            return frozenset(e.name for e in entries if e.is_dir())
+    except OSError:
+        return None
+
+
+def _report_in(root_folders: frozenset[str] | None, folder: Path) -> bool:
+    if root_folders is not None and folder.name not in root_folders:
+        return False
+    return _has_report(folder)
 
 
 @dataclass(frozen=True)
@@ -122,11 +162,14 @@ def plan_companions(context: Mapping[str, Any], folder: Path, build: Builder,
     wanted = [("run", r) for r in named["run"]]
     if kind == "resilience":
         limit = min(limit, RESILIENCE_COMPANIONS)
+    folders = _folders(root)
+    own = folder.resolve()
     reports: list[tuple[Path, dict[str, Any]]] = []
     skipped = 0
     for other, ident in wanted:
         target = default_folder(other, ident, root)
-        if target.resolve() == folder.resolve() or _has_report(target):
+        if target.name == folder.name or _report_in(folders, target) or (
+                (folders is None or target.name in folders) and target.resolve() == own):
             continue
         if len(reports) >= limit:
             skipped += 1
@@ -149,11 +192,12 @@ def attach_links(context: Mapping[str, Any], folder: Path,
     written with it (``rendered``: (kind, id) -> folder) or exists in the root already."""
     root = folder.parent
     named = mentioned(context)
+    folders = _folders(root)
     links: dict[str, Any] = {"runs": {}, "windows": {}, "index": "../index.html" if index else None}
     for kind, idents in named.items():
         for ident in idents:
             target = rendered.get((kind, ident)) or default_folder(kind, ident, root)
-            if (kind, ident) in rendered or _has_report(target):
+            if (kind, ident) in rendered or _report_in(folders, target):
                 links[_GROUP[kind]][ident] = href(target)
     if not_rendered:
         links["not_rendered"] = not_rendered

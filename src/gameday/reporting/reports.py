@@ -103,7 +103,7 @@ def resilience_report(store: Store, now: datetime, since: datetime,
             raise InputError("--cells", "cells with runs in the store: "
                              + (", ".join(sorted(known)) or "none yet"), ", ".join(unknown),
                              "name cells that have run experiments (`gameday runs` lists them)")
-    # The lean read: no journals, and only the figures the report reads.
-    runs = store.report_runs(since=earliest, until=end, cells=cells or None,
-                             environments=environments or None, figures=RESILIENCE_FIGURES)
+    # The lean read: no journals, and only the figures the report reads, tallied as they come.
+    runs = store.stream_report_runs(since=earliest, until=end, cells=cells or None,
+                                    environments=environments or None, figures=RESILIENCE_FIGURES)
     return build_resilience_report(runs, now, since, end, cells, outlook, environments)

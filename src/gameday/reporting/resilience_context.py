@@ -6,20 +6,26 @@ excluded; next run or what blocks it), fleet MTTR beside "k of n runs had no use
 impact" and the mean time to full redundancy, the top findings with their next steps, and the
 score with what lowered it. The schedule's plan comes in as plain data (a ScheduleOutlook built
 by the CLI): reporting never imports the scheduler.
+
+The runs are read once (tally_report), whatever their number: a fleet's year is some 100,000
+runs. Every figure then comes from the tallies, equal to its definition over the runs
+(analytics; tests/unit/test_fleet_analytics.py checks each against it).
 """
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, fields, is_dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gameday.analytics import assessment, fleet
-from gameday.analytics.coverage import CoverageCell, ScheduleOutlook, coverage
-from gameday.model import RunRecord
+from gameday.analytics.coverage import CoverageCell, CoverageTally, ScheduleOutlook, coverage_of
+from gameday.analytics.fleet import MttrTally, RunLike
+from gameday.model import CriterionResult
 from gameday.reporting.context import KIND_WORDS, KINDS, REPORT_SCHEMA_VERSION, plain
 from gameday.reporting.numbers import fmt
 
@@ -57,25 +63,221 @@ def _plain(value: Any) -> Any:
     if kind is datetime:
         return value.isoformat()
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {name: _plain(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     return plain(value)
 
 
-def _weeks(runs: Sequence[RunRecord]) -> list[str]:
-    return sorted({fleet.week_label(r.started_utc) for r in runs})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+def _shallow(record: Any) -> dict[str, Any]:
+    """A dataclass of plain values as a dict (``asdict`` without its deep copies)."""
+    return {name: getattr(record, name) for name in _field_names(type(record))}
 
 
 def _env_label(envs: Sequence[str]) -> str:
     return " + ".join(envs) if envs else "no runs"
 
 
-def _mttr_target(runs: Sequence[RunRecord]) -> float:
-    """The most common bound of the experiments' criteria on recovery_s (seconds)."""
+# -- one pass over the runs ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EnvironmentTally:
+    runs: int = 0
+    evidence: int = 0
+    targets: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ReportTally:
+    """Everything the report's figures read of its runs, tallied in one pass (``tally_report``).
+
+    Chosen runs: started in the report's period [since, end); known runs: started before its
+    end (coverage's "last tested" and the rolling error budget may look before the period);
+    previous: the evidence runs of the period before (the trend's). Sums whose order matters
+    (the score's weights, downtime) are summed in the order the runs come, as the figures'
+    own definitions sum them (analytics.fleet)."""
+
+    chosen: int = 0  # runs
+    # chosen evidence runs by (environment, kind, ISO week): every MTTR but the cells'
+    groups: dict[tuple[str, str, str], MttrTally] = field(default_factory=dict)
+    cells: dict[str, MttrTally] = field(default_factory=dict)  # chosen evidence runs by cell
+    cell_kinds: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # [evidence, passed]
+    # by (cell, week) while the MTTR trend may show a series per cell (one environment, a few cells)
+    cell_weeks: dict[tuple[str, str], MttrTally] | None = field(default_factory=dict)
+    previous: MttrTally = field(default_factory=MttrTally)
+    scores: dict[str, fleet.CellScoreTally] = field(default_factory=dict)
+    dr: dict[str, fleet.DrTally] = field(default_factory=dict)
+    months: dict[tuple[str, str], fleet.DowntimeTally] = field(default_factory=dict)  # chosen
+    rolling: dict[str, fleet.DowntimeTally] = field(default_factory=dict)  # known, in the gate's period
+    cover: CoverageTally = field(default_factory=CoverageTally)  # known
+    objectives: dict[str, assessment.ObjectivesTally] = field(default_factory=dict)  # by environment
+    counts: dict[tuple[str | None, bool], int] = field(default_factory=dict)  # by (verdict, halted)
+    environments: dict[str, EnvironmentTally] = field(default_factory=dict)
+    weeks: set[str] = field(default_factory=set)
+    run_cells: set[str] = field(default_factory=set)  # of every chosen run
+    # per cell, its newest evidence run (by start, the first of equals) with its start
+    newest: dict[str, tuple[datetime, RunLike]] = field(default_factory=dict)
+    cell_envs: dict[str, set[str]] = field(default_factory=dict)  # per cell, its evidence's
+    # chosen evidence runs that may be behind a finding, or lost writes, in the order they came
+    notable: list[RunLike] = field(default_factory=list)
+    sample: list[Sequence[CriterionResult]] = field(default_factory=list)  # of the first chosen runs
+
+
+def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget_period: timedelta,
+                 cells: Collection[str] | None = None, envs: Collection[str] | None = None) -> ReportTally:
+    """One pass over ``runs`` (any order; the store's is newest first) for the report over the
+    runs started in [since, end) of ``cells`` and ``envs`` (None: all)."""
+    since, end = fleet.as_utc(since), fleet.as_utc(end)
+    previous_start = since - (end - since)
+    budget_start = end - budget_period
+    wanted_cells = None if cells is None else frozenset(cells)
+    wanted_envs = None if envs is None else frozenset(envs)
+    t = ReportTally()
+    groups, by_cell, cell_kinds, scores, dr = t.groups, t.cells, t.cell_kinds, t.scores, t.dr
+    months, rolling, counts = t.months, t.rolling, t.counts
+    environments, objectives = t.environments, t.objectives
+    newest, cell_envs, notable, sample, weeks, run_cells = \
+        t.newest, t.cell_envs, t.notable, t.sample, t.weeks, t.run_cells
+    cell_weeks = t.cell_weeks
+    cover = t.cover.add
+    day_labels, decay_weight, number, mttr_values = \
+        fleet.day_labels, fleet.decay_weight, fleet.number, fleet.mttr_values
+    kinds = frozenset(fleet.KINDS)
+    day, halt_prefix, slow_restore = timedelta(days=1), fleet.HALT_PREFIX, assessment.RESTORE_TARGET_S
+    chosen = 0
+    for run in runs:
+        started = run.started_utc
+        if started.tzinfo is not UTC:
+            started = fleet.as_utc(started)
+        if started >= end:
+            continue
+        cell = run.cell
+        if wanted_cells is not None and cell not in wanted_cells:
+            continue
+        env = run.environment or fleet.UNKNOWN_ENVIRONMENT
+        if wanted_envs is not None and env not in wanted_envs:
+            continue
+        verdict = run.verdict
+        halted = verdict == "aborted" and (run.reason or "").startswith(halt_prefix)
+        kind_of: fleet.RunClass = "running" if verdict is None else "skipped" if verdict == "skipped" \
+            else "inconclusive" if verdict == "aborted" and not halted else "evidence"
+        cover(run, kind_of, started)
+        figures = run.figures
+        if verdict != "skipped":
+            downtime = number(figures.get("downtime_s")) or 0.0
+            if started >= budget_start:
+                budget = rolling.get(cell)
+                if budget is None:
+                    budget = rolling[cell] = fleet.DowntimeTally()
+                budget.add_downtime(downtime, started, run.run_id, run.objectives)
+        if started < since:
+            if kind_of == "evidence" and started >= previous_start:
+                t.previous.add(run)
+            continue
+        # -- a run of the report's period
+        chosen += 1
+        if chosen <= MTTR_TARGET_SAMPLE:
+            sample.append(run.criteria)
+        key = (verdict, halted)
+        counts[key] = counts.get(key, 0) + 1
+        place = environments.get(env)
+        if place is None:
+            place = environments[env] = EnvironmentTally()
+        place.runs += 1
+        place.targets.add(run.target)
+        week, month = day_labels(started.date())
+        weeks.add(week)
+        run_cells.add(cell)
+        if cell_weeks is not None and (len(run_cells) > MAX_SERIES_CELLS or len(environments) > 1):
+            cell_weeks = None  # the MTTR trend shows no series per cell
+        score = scores.get(cell)
+        if score is None:
+            score = scores[cell] = fleet.CellScoreTally()
+        score.newest.offer(started, run.run_id, run.objectives)
+        if verdict != "skipped":
+            budget = months.get((cell, month))
+            if budget is None:
+                budget = months[(cell, month)] = fleet.DowntimeTally()
+            budget.add_downtime(downtime, started, run.run_id, run.objectives)
+        if kind_of != "evidence":
+            continue
+        # -- an evidence run of the report's period
+        kind = run.kind
+        place.evidence += 1
+        restore, impact, recovery, adapted = mttr_values(verdict, figures)
+        group = groups.get((env, kind, week))
+        if group is None:
+            group = groups[(env, kind, week)] = MttrTally()
+        group.add_values(verdict, restore, impact, recovery, adapted)
+        mine = by_cell.get(cell)
+        if mine is None:
+            mine = by_cell[cell] = MttrTally()
+            cell_envs[cell] = set()
+        mine.add_values(verdict, restore, impact, recovery, adapted)
+        cell_envs[cell].add(env)
+        if cell_weeks is not None:
+            series = cell_weeks.get((cell, week))
+            if series is None:
+                series = cell_weeks[(cell, week)] = MttrTally()
+            series.add_values(verdict, restore, impact, recovery, adapted)
+        passes = cell_kinds.get((cell, kind))
+        if passes is None:
+            passes = cell_kinds[(cell, kind)] = [0, 0]
+        passes[0] += 1
+        passes[1] += verdict == "passed"
+        if kind in kinds:
+            score.kinds[kind].add(verdict, started, decay_weight((end - started) / day))
+        if kind == "db-failover" and run.objectives is not None:
+            failovers = dr.get(cell)
+            if failovers is None:
+                failovers = dr[cell] = fleet.DrTally()
+            failovers.add(run, started)
+        goals = objectives.get(env)
+        if goals is None:
+            goals = objectives[env] = assessment.ObjectivesTally()
+        goals.add_known(run, halted, restore)
+        last = newest.get(cell)
+        if last is None or started > last[0]:
+            newest[cell] = (started, run)
+        # What may be behind a finding (assessment.actions_of: not passed, writes lost, full
+        # redundancy late) or a summary line (writes lost): every other run adds nothing to them.
+        if verdict != "passed" or (kind == "db-failover" and figures.get("rpo_rows")) \
+                or (restore is not None and restore > slow_restore):
+            notable.append(run)
+    t.chosen, t.cell_weeks = chosen, cell_weeks
+    return t
+
+
+def _mttr_by(tallies: Mapping[tuple[str, str, str], MttrTally], position: int
+             ) -> tuple[tuple[str, fleet.Mttr], ...]:
+    """MTTR per label at ``position`` of the tallies' keys, sorted by label."""
+    merged: dict[str, MttrTally] = {}
+    for key, tally in tallies.items():
+        label = key[position]
+        into = merged.get(label)
+        if into is None:
+            into = merged[label] = MttrTally()
+        into.merge(tally)
+    return tuple((label, merged[label].mttr()) for label in sorted(merged))
+
+
+def _mttr_target(sample: Iterable[Sequence[CriterionResult]]) -> float:
+    """The most common bound of the experiments' criteria on recovery_s (seconds), over the
+    criteria of the first MTTR_TARGET_SAMPLE runs."""
     bounds: Counter[float] = Counter()
-    for run in runs[:MTTR_TARGET_SAMPLE]:  # the experiments' criteria repeat run after run
-        for c in run.criteria:
+    for criteria in sample:  # the experiments' criteria repeat run after run
+        for c in criteria:
             head, _, rest = c.expected.partition(" <= ")
             if head == "recovery_s" and " " not in rest:
                 try:
@@ -85,22 +287,26 @@ def _mttr_target(runs: Sequence[RunRecord]) -> float:
     return bounds.most_common(1)[0][0] if bounds else DEFAULT_MTTR_TARGET_S
 
 
-def _mttr_trend(runs: Sequence[RunRecord], envs: Sequence[str]) -> dict[str, Any]:
+def _mttr_trend(t: ReportTally, envs: Sequence[str]) -> dict[str, Any]:
     """MTTR by week: of all cells per environment, and per cell up to a legible number."""
-    weeks = _weeks(runs)
+    weeks = sorted(t.weeks)
+    by_env_week: dict[tuple[str, str], MttrTally] = {}
+    for (env, _kind, week), tally in t.groups.items():
+        into = by_env_week.get((env, week))
+        if into is None:
+            into = by_env_week[(env, week)] = MttrTally()
+        into.merge(tally)
     series = []
-    by_env_week = fleet.group(fleet.evidence(runs), ("environment", "week"))
     for env in envs:
-        values = [fleet.mttr(by_env_week[(env, w)]).mean_s if (env, w) in by_env_week else None
-                  for w in weeks]
+        values = [by_env_week[(env, w)].mttr().mean_s if (env, w) in by_env_week else None for w in weeks]
         series.append((f"all cells ({env})", values))
-    cells = sorted({r.cell for r in runs})
-    if len(envs) == 1 and 1 < len(cells) <= MAX_SERIES_CELLS:
-        grouped = fleet.group(fleet.evidence(runs), ("cell", "week"))
+    cells = sorted(t.run_cells)
+    if len(envs) == 1 and 1 < len(cells) <= MAX_SERIES_CELLS and t.cell_weeks is not None:
+        empty = MttrTally()
         for cell in cells:
-            values = [fleet.mttr(grouped.get((cell, w), [])).mean_s for w in weeks]
+            values = [t.cell_weeks.get((cell, w), empty).mttr().mean_s for w in weeks]
             series.append((cell, values))
-    target = _mttr_target(runs)
+    target = _mttr_target(t.sample)
     return {"weeks": weeks, "series": [{"name": n, "values": v} for n, v in series],
             "target": {"value": target, "label": f"criterion: recovery within {fmt(target, 's')}"}}
 
@@ -108,8 +314,8 @@ def _mttr_trend(runs: Sequence[RunRecord], envs: Sequence[str]) -> dict[str, Any
 SUMMARY_EXAMPLES = 3  # the summary names the newest few; the findings table lists the rest
 
 
-def _few(runs: Sequence[RunRecord], one: Callable[[RunRecord], str], many: str,
-         example: Callable[[RunRecord], str]) -> str:
+def _few(runs: Sequence[RunLike], one: Callable[[RunLike], str], many: str,
+         example: Callable[[RunLike], str]) -> str:
     """One summary line for runs that went wrong the same way, however many there are."""
     if len(runs) == 1:
         return one(runs[0])
@@ -148,11 +354,10 @@ def mttr_words(m: fleet.Mttr, env: str) -> str:
     return text + "."
 
 
-def _summary(runs: Sequence[RunRecord], envs: Sequence[str], cover: Sequence[CoverageCell],
+def _summary(t: ReportTally, envs: Sequence[str], cover: Sequence[CoverageCell],
              score: fleet.ResilienceScore, trend: fleet.Trend,
              budget: Sequence[fleet.RollingBudget]) -> list[str]:
     """The plain-language lines leadership reads first."""
-    evidence = fleet.evidence(runs)
     label = _env_label(envs)
     never = sum(1 for c in cover if c.state == "never")
     excluded = sum(1 for c in cover if c.state == "excluded")
@@ -162,19 +367,19 @@ def _summary(runs: Sequence[RunRecord], envs: Sequence[str], cover: Sequence[Cov
     if excluded:
         gaps.append(f"{excluded} excluded by the schedule")
     gap_text = f" ({'; '.join(gaps)})" if gaps else ""
-    if not evidence:
-        skipped = sum(1 for r in runs if r.verdict == "skipped")
+    if not t.cells:  # no evidence run
+        skipped = sum(n for (verdict, _), n in t.counts.items() if verdict == "skipped")
         return ["No experiment ran to a verdict in this period"
                 + (f" ({skipped} skipped)" if skipped else "") + f"{gap_text}."]
-    cells = sorted({r.cell for r in evidence})
-    missed = {r.cell for r in evidence if r.verdict != "passed"}
-    clean = [c for c in cells if c not in missed]
+    cells = sorted(t.cells)
+    clean = [c for c in cells if t.cells[c].passed == t.cells[c].evidence]
     lines = [f"{len(clean)} of {len(cells)} cell{'s' if len(cells) != 1 else ''} passed all the runs "
              f"they ran, on {label} evidence{gap_text}."]
     if "production" not in envs:
         lines.append(f"Evidence from {label} only: it shows how these cells recover there, not how "
                      "production does.")
-    newest = sorted(evidence, key=lambda r: r.started_utc, reverse=True)
+    # every run these lines name is notable; by start alone, the first of equals first
+    newest = sorted(t.notable, key=lambda r: fleet.as_utc(r.started_utc), reverse=True)
     lossy = [r for r in newest if r.kind == "db-failover" and r.figures.get("rpo_rows")]
     if lossy:
         lines.append(_few(
@@ -342,29 +547,27 @@ def _score_rows(score: fleet.ResilienceScore, cover: Sequence[CoverageCell]) -> 
     return rows
 
 
-def _scorecard(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
-               dr: Sequence[fleet.DrCompliance], budget: Sequence[fleet.RollingBudget],
-               explained: Sequence[dict[str, Any]],
+def _scorecard(t: ReportTally, score: fleet.ResilienceScore, dr: Sequence[fleet.DrCompliance],
+               budget: Sequence[fleet.RollingBudget], explained: Sequence[dict[str, Any]],
                by_cell: dict[str, fleet.Mttr]) -> list[dict[str, Any]]:
     dr_of = {d.cell: d for d in dr}
-    rates = {cell: rate for (cell,), rate in fleet.pass_rate_by(runs, ("cell",)).items()}
     budget_of = {b.cell: b for b in budget}
-    grouped = fleet.group(runs, ("cell",))
     why = {row["cell"]: row["lowered_by"] for row in explained}
     rows = []
     for cell_score in score.cells:
         cell = cell_score.cell
-        mine = grouped.get((cell,), [])
-        newest = max(mine, key=lambda r: r.started_utc) if mine else None
+        tally = t.cells.get(cell)
+        newest = t.newest[cell][1] if cell in t.newest else None
         m = by_cell.get(cell) or fleet.Mttr(0, 0, None, None, None)
         d = dr_of.get(cell)
         b = budget_of.get(cell)
         rows.append({
             "cell": cell, "tier": cell_score.tier,
             "tenants": list(newest.objectives.tenants) if newest and newest.objectives else [],
-            "environments": list(fleet.environments(mine)),
-            "score": cell_score.score, "lowered_by": why.get(cell, ""), "runs": len(mine),
-            "pass_rate": rates[cell].rate if cell in rates else None,
+            "environments": list(fleet.ordered_environments(t.cell_envs.get(cell, ()))),
+            "score": cell_score.score, "lowered_by": why.get(cell, ""),
+            "runs": tally.evidence if tally else 0,
+            "pass_rate": tally.pass_rate().rate if tally else None,
             "mttr_mean_s": m.mean_s, "no_impact": m.no_impact, "impact_known": m.evidence,
             "restore_mean_s": m.restore_mean_s,
             "rto_pct": d.rto_pct if d else None, "rpo_pct": d.rpo_pct if d else None,
@@ -375,56 +578,79 @@ def _scorecard(runs: Sequence[RunRecord], score: fleet.ResilienceScore,
 
 
 def _mttr_rows(by: Sequence[tuple[str, fleet.Mttr]], key: str) -> list[dict[str, Any]]:
-    return [{key: label, **asdict(m)} for label, m in by]
+    return [{key: label, **_shallow(m)} for label, m in by]
 
 
-def build_resilience_report(runs: Sequence[RunRecord], now: datetime, since: datetime,
+def build_resilience_report(runs: Iterable[RunLike], now: datetime, since: datetime,
                             until: datetime | None = None,
                             cells: Sequence[str] | None = None,
                             outlook: ScheduleOutlook | None = None,
                             envs: Sequence[str] | None = None) -> dict[str, Any]:
     """The leadership report over runs started in [since, until or now), optionally of some
-    cells and environments; ``outlook``: what the schedule will run (coverage's next runs)."""
+    cells and environments; ``outlook``: what the schedule will run (coverage's next runs).
+
+    ``runs`` may hold more: runs before ``since`` give coverage's "last tested", the trend's
+    previous period and the rolling error budget. They are read once (tally_report), and every
+    figure comes from that tally, as analytics' functions over the selected runs define it."""
+    collecting = gc.isenabled()
+    # Nothing here makes cycles: a collection while the tallies and the report fill up would
+    # only walk the fleet's runs again and again (at 100,000 runs, a third of the time).
+    gc.disable()
+    try:
+        return _build(runs, now, since, until, cells, outlook, envs)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build(runs: Iterable[RunLike], now: datetime, since: datetime, until: datetime | None,
+           cells: Sequence[str] | None, outlook: ScheduleOutlook | None,
+           envs: Sequence[str] | None) -> dict[str, Any]:
     end = until or now
-    chosen = fleet.select_runs(runs, since, end, cells, envs)
-    known = fleet.select_runs(runs, None, end, cells, envs)  # last tested may predate the period
     period = end - since
-    # The trend needs the previous period too: it comes from ``runs``, not ``chosen``.
-    trend = fleet.trend(fleet.select_runs(runs, since - period, end, cells, envs), end, period)
+    if period <= timedelta(0):
+        raise ValueError(f"trend: period must be positive, got {period}")
     budget_days = outlook.budget_period_days if outlook else 30.0
     budget_limit = (outlook.budget_max_pct if outlook else None) or assessment.BUDGET_FREEZE_PCT
-    rolling = fleet.rolling_budget(known, end, timedelta(days=budget_days))
-    env_list = fleet.environments(chosen)
+    t = tally_report(runs, since, end, timedelta(days=budget_days), cells, envs)
+    rolling = fleet.rolling_budget_of(t.rolling, timedelta(days=budget_days))
+    env_list = fleet.ordered_environments(t.environments)
     label = _env_label(env_list)
-    cell_names = sorted({r.cell for r in chosen} | set(cells or ())
+    cell_names = sorted(t.run_cells | set(cells or ())
                         | (set(outlook.cells) if outlook and not cells else set()))
-    cover = coverage(known, end, cell_names, outlook, rolling)
-    score = fleet.resilience_score(chosen, end, cell_names)
-    dr = fleet.dr_compliance(chosen)
+    cover = coverage_of(t.cover, end, cell_names, outlook, rolling)
+    score = fleet.resilience_score_of(t.scores, cell_names)
+    dr = fleet.dr_compliance_of(t.dr)
     objectives: list[dict[str, Any]] = []
     for env in env_list or ("sandbox",):
-        mine = [r for r in chosen if fleet.environment(r) == env]
-        objectives += [_objective_row(o, env) for o in assessment.objectives(
-            mine, cell_names, rolling if len(env_list) <= 1 else (), budget_limit)
+        tally = t.objectives.get(env) or assessment.ObjectivesTally()
+        objectives += [_objective_row(o, env) for o in assessment.objectives_of(
+            tally, cell_names, rolling if len(env_list) <= 1 else (), budget_limit)
             if len(env_list) <= 1 or o.key != "error_budget"]
     if len(env_list) > 1:  # the budget is the cell's, whatever the environment of the runs
         objectives.append(_objective_row(assessment.objectives([], cell_names, rolling, budget_limit)[-1],
                                          label))
     tiers = {c.cell: c.tier for c in score.cells}
-    actions = assessment.actions(chosen, cover, rolling, tiers, budget_limit, budget_days)
+    newest_first = sorted(t.notable, key=fleet.newest_key, reverse=True)
+    actions = assessment.actions_of(newest_first, cover, rolling, tiers, env_list, t.chosen > 0,
+                                    budget_limit, budget_days)
     explained = _score_rows(score, cover)
-    pass_cell_kind = fleet.pass_rate_by(chosen, ("cell", "kind"))
-    overall = fleet.mttr(chosen)
-    evidence = fleet.evidence(chosen)
-    mttr_of = {key: fleet.mttr_by(evidence, key) for key in ("environment", "kind", "cell", "week")}
+    pass_cell_kind = {key: fleet.PassRate(n, passed, passed / n)
+                      for key, (n, passed) in sorted(t.cell_kinds.items())}
+    current = fleet.merged(t.groups.values())
+    overall = current.mttr()
+    trend = fleet.trend_of(current, t.previous, end, period)
+    mttr_of = {"environment": _mttr_by(t.groups, 0), "kind": _mttr_by(t.groups, 1),
+               "cell": tuple((cell, t.cells[cell].mttr()) for cell in sorted(t.cells)),
+               "week": _mttr_by(t.groups, 2)}
     # Untested and excluded pairs are rows too, marked, so the heat map flags them.
-    by_cell_kind = [{"cell": cell, "kind": kind, **asdict(rate), "mark": None}
+    by_cell_kind = [{"cell": cell, "kind": kind, **_shallow(rate), "mark": None}
                     for (cell, kind), rate in pass_cell_kind.items()]
     by_cell_kind += [{"cell": c.cell, "kind": c.kind, "evidence": 0, "passed": 0, "rate": None,
                       "mark": "excluded" if c.state == "excluded" else "untested"}
                      for c in cover if c.state != "tested" and (c.cell, c.kind) not in pass_cell_kind]
     by_cell_kind.sort(key=lambda row: (row["cell"], row["kind"]))
-    has_evidence = any(fleet.classify(r) == "evidence" for r in chosen)
+    has_evidence = bool(t.cells)
     out = _plain({
         "schema_version": REPORT_SCHEMA_VERSION, "report": "resilience", "generated_at": now,
         "title": "Resilience report",
@@ -433,10 +659,10 @@ def build_resilience_report(runs: Sequence[RunRecord], now: datetime, since: dat
         "evidence": {
             "environments": list(env_list), "label": label,
             "production": "production" in env_list,
-            "by_environment": [{"environment": e, "runs": len(g),
-                                "evidence": sum(1 for r in g if fleet.classify(r) == "evidence"),
-                                "targets": sorted({r.target for r in g})}
-                               for (e,), g in fleet.group(chosen, ("environment",)).items()],
+            "by_environment": [{"environment": e, "runs": t.environments[e].runs,
+                                "evidence": t.environments[e].evidence,
+                                "targets": sorted(t.environments[e].targets)}
+                               for e in sorted(t.environments)],
             "statement": (f"Evidence: {', '.join(ENV_WORDS.get(e, e) for e in env_list)}"
                           + ("" if "production" in env_list
                              else ". It shows how the cells recover there, not how production does.")
@@ -445,29 +671,28 @@ def build_resilience_report(runs: Sequence[RunRecord], now: datetime, since: dat
         "answer": _answer(objectives, cover, env_list, has_evidence),
         "next_steps": [{"finding": a.finding, "next_step": a.next_step, "cell": a.cell, "kind": a.kind}
                        for a in actions[:3]],
-        "summary": _summary(chosen, env_list, cover, score, trend, rolling),
-        "counts": fleet.summary_counts(chosen),
+        "summary": _summary(t, env_list, cover, score, trend, rolling),
+        "counts": fleet.summary_counts_of(t.counts),
         "objectives": objectives,
         "coverage": _coverage(cover, outlook),
         "score": {"formula": fleet.SCORE_FORMULA, "fleet": score.fleet, "cells": score.cells,
                   "explained": explained},
-        "scorecard": _scorecard(evidence, score, dr, rolling, explained, dict(mttr_of["cell"])),
+        "scorecard": _scorecard(t, score, dr, rolling, explained, dict(mttr_of["cell"])),
         "mttr": {"overall": overall, "environment": label,
                  "sentence": mttr_words(overall, label), "note": INCIDENT_MTTR_NOTE,
                  **{f"by_{key}": _mttr_rows(by, key) for key, by in mttr_of.items()}},
-        "mttr_trend": _mttr_trend(chosen, env_list),
+        "mttr_trend": _mttr_trend(t, env_list),
         "trend": trend,
         "pass_rate": {
-            "overall": fleet.pass_rate(chosen), "environment": label,
+            "overall": current.pass_rate(), "environment": label,
             "kinds": list(KINDS), "cells": cell_names,
             "by_cell_kind": by_cell_kind,
         },
         "dr_compliance": dr,
-        "error_budget": fleet.error_budget(chosen),
+        "error_budget": fleet.error_budget_of(t.months),
         "rolling_budget": rolling,
-        "actions": {"total": len(actions), "top": [asdict(a) for a in actions[:TOP_ACTIONS]],
-                    "all": [asdict(a) for a in actions]},
-        "findings": fleet.findings(chosen),
+        "actions": {"total": len(actions), "top": list(actions[:TOP_ACTIONS]), "all": list(actions)},
+        "findings": fleet.findings_of(r for r in newest_first if r.verdict != "passed"),
     })
     assert isinstance(out, dict)
     return out

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import time
 import weakref
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,19 +23,24 @@ from types import TracebackType
 from typing import Any, Final, get_args
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     RowMapping,
     Text,
+    case,
     cast,
+    column,
     create_engine,
     event,
     func,
     inspect,
     literal,
+    literal_column,
     or_,
     select,
     text,
+    true,
     type_coerce,
 )
 from sqlalchemy.engine import make_url
@@ -49,6 +55,7 @@ from gameday.model.records import (
     CriterionResult,
     FaultState,
     LedgerFault,
+    ReportRun,
     RunEvent,
     RunRecord,
     RunStatus,
@@ -229,22 +236,50 @@ class Store:
     def report_runs(self, *, since: datetime | None = None, until: datetime | None = None,
                     cells: Sequence[str] | None = None,
                     environments: Sequence[str] | None = None,
-                    figures: Collection[str] | None = None) -> list[RunRecord]:
+                    figures: Collection[str] | None = None) -> list[ReportRun]:
         """Runs started in [since, until), of some ``cells`` and ``environments`` (None: all),
-        newest first as ``list_runs`` orders them, for reports over many runs: never the
-        journal, and read through the driver's own values (no per-value SQLAlchemy
-        processing), so a fleet's year reads in a fraction of the time.
+        newest first as ``list_runs`` orders them, as reports over many runs read them
+        (ReportRun: what the fleet figures read of a run, never the journal), read through the
+        driver's own values (no per-value SQLAlchemy processing), so a fleet's year reads in a
+        fraction of the time.
 
-        The records equal ``list_runs``' (times timezone-aware UTC, the same instants), except
-        that with ``figures`` (names) a record's figures hold only those of them that are
-        stored and not null: what a report reads, without parsing the rest. Repeated values
-        (cells, kinds, objectives) are shared between records.
+        With ``figures`` (names) a run's figures hold only those (None where not stored);
+        without, all of them. Criteria come without the actual values of runs that passed,
+        which the database leaves out, so the many repeated criteria of passing runs are read
+        once. Repeated values (cells, kinds, objectives, criteria) are shared between runs.
         """
-        runs = schema.runs
+        runs = self.stream_report_runs(since=since, until=until, cells=cells, environments=environments,
+                                       figures=figures)
+        collecting = gc.isenabled()
+        gc.disable()  # the runs hold no cycles: collections while they pile up only walk them
+        try:
+            return list(runs)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def stream_report_runs(self, *, since: datetime | None = None, until: datetime | None = None,
+                           cells: Sequence[str] | None = None,
+                           environments: Sequence[str] | None = None,
+                           figures: Collection[str] | None = None) -> Iterator[ReportRun]:
+        """``report_runs`` one run at a time, as the database answers them: a report tallies
+        them as they come, holding only what it keeps, while PostgreSQL goes on answering. The
+        read holds its connection until the last run is read, or the iterator is closed."""
         names = sorted(set(figures)) if figures is not None else None
+        for bound in (since, until):  # as UtcDateTime checks what it binds (PostgreSQL's rows bypass it)
+            if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
+                raise StoreError(f"list runs for a report in {self.url}: expected a timezone-aware "
+                                 f"datetime, found naive {bound.isoformat()}")
+        self._check_open("list runs for a report")
+        return self._report_runs(since, until, cells, environments, names)
+
+    def _report_runs(self, since: datetime | None, until: datetime | None, cells: Sequence[str] | None,
+                     environments: Sequence[str] | None, names: Sequence[str] | None) -> Iterator[ReportRun]:
+        runs = schema.runs
         with self._read("list runs for a report") as conn:
             sqlite = conn.dialect.name == "sqlite"
             figure_column: Any
+            source: Any = None
             if names is None:
                 figure_column = cast(runs.c.figures, Text)
             elif not names:
@@ -252,17 +287,23 @@ class Store:
             elif sqlite:
                 # json_extract of two paths or more parses the document once and answers a JSON
                 # array of the values (null for a missing one); one name is asked for twice.
-                paths = [_json_path(n) for n in (names if len(names) > 1 else names * 2)]
+                paths = [_json_path(n) for n in (names if len(names) > 1 else list(names) * 2)]
                 figure_column = type_coerce(func.json_extract(runs.c.figures, *map(literal, paths)), Text)
             else:
-                figure_column = cast(func.json_build_array(*(runs.c.figures[n] for n in names)), Text)
-            # The times without UtcDateTime's processing: the driver's values, converted below.
-            columns = [type_coerce(runs.c[name], Text) if name.endswith("_utc") else runs.c[name]
-                       for name in _REPORT_COLUMNS]
-            query = select(*columns, figure_column, cast(runs.c.criteria, Text),
-                           cast(runs.c.objectives, Text))
-            if not sqlite:
-                query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+                # json_to_record parses the document once; figures -> 'name' would parse it again
+                # for every name
+                record = func.json_to_record(runs.c.figures).table_valued(
+                    *(column(n, JSON) for n in names)).render_derived(name="f", with_types=True)
+                source = runs.join(record, true())
+                figure_column = cast(func.json_build_array(*(record.c[n] for n in names)), Text)
+            query = select(type_coerce(runs.c.started_utc, Text),
+                           runs.c.run_id, runs.c.cell, runs.c.kind, runs.c.target, runs.c.environment,
+                           runs.c.verdict, runs.c.reason, runs.c.window_id,
+                           cast(runs.c.objectives, Text), figure_column,
+                           _SQLITE_CRITERIA if sqlite else _PG_CRITERIA)
+            if source is not None:
+                query = query.select_from(source)
+            query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
             if cells is not None:
                 query = query.where(runs.c.cell.in_(list(cells)))
             if environments is not None:
@@ -274,41 +315,21 @@ class Store:
                 query = query.where(runs.c.started_utc >= since)
             if until is not None:
                 query = query.where(runs.c.started_utc < until)
-            when = _sqlite_time if sqlite else _driver_time
-            seen: dict[Any, Any] = {}  # one object per repeated value (cells, kinds, reasons)
-            intern = seen.setdefault
-            loads = json.loads
-            objectives: dict[str | None, CellObjectives | None] = {None: None}
-            results: dict[tuple[Any, ...], CriterionResult] = {}  # criteria repeat run after run
-            out = []
-            rows = (row for part in conn.execute(query).partitions(2000) for row in part)
-            for (run_id, experiment, experiment_path, kind, cell, target, started, status, ended,
-                 verdict, reason, runner_pid, runner_start_ticks, schema_version, window_id, env,
-                 figure_text, criteria_text, objectives_text) in rows:
-                if names is None:
-                    values = loads(figure_text)
-                else:
-                    found = loads(figure_text)
-                    values = {n: v for n, v in zip(names, found, strict=False) if v is not None}
-                goals = objectives.get(objectives_text, _MISSING)
-                if goals is _MISSING:
-                    parsed = loads(objectives_text)
-                    goals = objectives[objectives_text] = None if parsed is None else _objectives_from(parsed)
-                out.append(RunRecord(
-                    run_id=run_id, experiment=intern(experiment, experiment),
-                    experiment_path=intern(experiment_path, experiment_path), kind=intern(kind, kind),
-                    cell=intern(cell, cell), target=intern(target, target), started_utc=when(started),
-                    status=intern(status, status), ended_utc=None if ended is None else when(ended),
-                    verdict=intern(verdict, verdict), reason=intern(reason, reason), figures=values,
-                    criteria=[_criterion(results, c) for c in loads(criteria_text)],
-                    journal=None, runner_pid=runner_pid, runner_start_ticks=runner_start_ticks,
-                    window_id=intern(window_id, window_id), objectives=goals,
-                    schema_version=schema_version, environment=str(intern(env, env)) if env else "unknown"))
-        if sqlite:
-            # list_runs' order, sorted here: SQLite's own sort walks the index to every row, which
-            # takes longer than the scan (run ids compare as SQLite's BINARY collation does).
-            out.sort(key=_newest_first, reverse=True)
-        return out
+            rows: Generator[Any, None, None]
+            if sqlite:
+                rows = _fetched(conn, query)
+            else:
+                _prefer_parallel(conn)
+                # psycopg answers rows by the chunk from libpq 17 on; before, the whole result at once
+                streams = conn.dialect.loaded_dbapi.pq.version() >= 170000
+                rows = _streamed(conn, query) if streams else _fetched(conn, query)
+            try:
+                yield from _report_rows(rows, names, sqlite)
+            except conn.dialect.loaded_dbapi.Error as exc:  # psycopg's own, from a stream
+                raise StoreError(f"list runs for a report in {self.url} failed: "
+                                 f"{self._short(exc)}") from exc
+            finally:
+                rows.close()  # read to its end or not, a stream ends before its transaction
 
     def run_cells(self) -> list[str]:
         """Every cell that has a stored run, by name."""
@@ -886,22 +907,77 @@ def _run_from(row: RowMapping) -> RunRecord:
     )
 
 
-_REPORT_COLUMNS: Final = ("run_id", "experiment", "experiment_path", "kind", "cell", "target",
-                          "started_utc", "status", "ended_utc", "verdict", "reason", "runner_pid",
-                          "runner_start_ticks", "schema_version", "window_id", "environment")
 _MISSING: Final[Any] = object()
+_DECODER: Final = json.JSONDecoder()
+_REPORT_PART: Final = 2000  # rows fetched at a time: each part is made into runs before the next
+# The criteria of a run that passed come without their actual values (a report shows only
+# those of runs that did not): they then repeat run after run, and are parsed once.
+_ACTUAL_PATHS: Final = tuple(literal(f"$[{i}].actual") for i in range(8))  # SQLite: the first 8
+_SQLITE_CRITERIA: Final = type_coerce(case(
+    (schema.runs.c.verdict == "passed", func.json_remove(schema.runs.c.criteria, *_ACTUAL_PATHS)),
+    else_=schema.runs.c.criteria), Text)
+_PG_CRITERIA: Final = literal_column(
+    "CASE WHEN runs.verdict = 'passed' THEN (SELECT jsonb_agg(c - 'actual') "
+    "FROM jsonb_array_elements(runs.criteria::jsonb) AS c)::text ELSE runs.criteria::text END", Text)
 
 
-def _newest_first(run: RunRecord) -> tuple[datetime, str]:
-    return run.started_utc, run.run_id
+def _prefer_parallel(conn: Connection) -> None:
+    """PostgreSQL, for the report read's transaction: the JSON read row by row is what costs,
+    so let its parallel workers share it; and times in UTC (they come as datetime.UTC)."""
+    conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
+    conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
+    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
 
 
-def _criterion(known: dict[tuple[Any, ...], CriterionResult], stored: Mapping[str, Any]) -> CriterionResult:
-    key = (stored["name"], stored["expected"], stored["actual"], bool(stored["ok"]))
-    found = known.get(key)
-    if found is None:
-        found = known[key] = CriterionResult(*key)
-    return found
+def _fetched(conn: Connection, query: Any) -> Generator[Any, None, None]:
+    """The rows of ``query``, fetched _REPORT_PART at a time through SQLAlchemy."""
+    for part in conn.execute(query).partitions(_REPORT_PART):
+        yield from part
+
+
+def _streamed(conn: Connection, query: Any) -> Generator[tuple[Any, ...], None, None]:
+    """PostgreSQL's rows as it sends them (psycopg's stream), read while the query runs on, in
+    parallel where it plans so. SQLAlchemy's stream_results would open a cursor instead: FETCH
+    after FETCH, never in parallel, and every row held until the last has come."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield from cursor.stream(compiled.string, compiled.params, size=_REPORT_PART)
+    finally:
+        cursor.close()
+
+
+def _report_rows(rows: Iterable[Any], names: Sequence[str] | None, sqlite: bool) -> Iterator[ReportRun]:
+    """The report read's rows as ReportRuns (Store.report_runs)."""
+    when = _sqlite_time if sqlite else _driver_time
+    seen: dict[str, str] = {}  # one object per cell, kind and environment: keys of the report's tallies
+    intern: Callable[[str, str], str] = seen.setdefault
+    decode = _DECODER.raw_decode
+    objectives: dict[str | None, CellObjectives | None] = {None: None}
+    criteria: dict[tuple[str | None, bool], tuple[CriterionResult, ...]] = {}
+    for (started, run_id, cell, kind, target, env, verdict, reason, window_id, objectives_text,
+         figure_text, criteria_text) in rows:
+        found = decode(figure_text)[0]
+        values = found if names is None else dict(zip(names, found, strict=False))
+        goals = objectives.get(objectives_text, _MISSING)
+        if goals is _MISSING:
+            parsed = decode(objectives_text)[0]
+            goals = objectives[objectives_text] = None if parsed is None else _objectives_from(parsed)
+        key = (criteria_text, verdict == "passed")
+        checked = criteria.get(key)
+        if checked is None:
+            checked = criteria[key] = _report_criteria(*key)
+        yield ReportRun(run_id, intern(cell, cell), intern(kind, kind), target,
+                        intern(env, env) if env else "unknown", when(started), verdict, reason,
+                        window_id, goals, values, checked)
+
+
+def _report_criteria(text: str | None, passed: bool) -> tuple[CriterionResult, ...]:
+    """A run's criteria as the report read answers them: without the actual values when the
+    run passed (PostgreSQL answers null for none)."""
+    stored = [] if text is None else _DECODER.raw_decode(text)[0]
+    return tuple(CriterionResult(c["name"], c["expected"], "" if passed else c["actual"], bool(c["ok"]))
+                 for c in stored)
 
 
 def _json_path(name: str) -> str:
@@ -910,13 +986,18 @@ def _json_path(name: str) -> str:
 
 
 def _sqlite_time(value: str) -> datetime:
-    # What UtcDateTime stored: naive UTC text ("2025-01-04 02:00:00.123456").
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # What UtcDateTime stored: naive UTC text ("2025-01-04 02:00:00.123456"); with the offset
+    # appended it parses straight to UTC (datetime.UTC itself), faster than replace() after.
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text with an offset of its own
+        return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _driver_time(value: datetime) -> datetime:
     # PostgreSQL's timestamptz comes in the session's zone: the same instant, in UTC.
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
