@@ -96,39 +96,10 @@ def _autogroups_off(config: pytest.Config) -> str:
         return f"sched_autogroup: left as it is ({exc.strerror}); timing tests share CPU"
 
 
-# Some VMs run DAMON with a "pageout" scheme: every few seconds it reclaims pages that looked
-# cold, and an idle sandbox's are. The next request faults them back in, and the whole cell
-# stalls for 0.1-0.5 s (measured: two such stalls in 60 s of an idle two-cell sandbox, none
-# with DAMON off), which a timing test reads as a breach. Off for the run where root may.
-DAMON_STATES = Path("/sys/kernel/mm/damon/admin/kdamonds")
-DAMON_RESTORE = pytest.StashKey[list[Path]]()
-
-
-def _reads(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="ascii").strip()
-    except OSError:
-        return None
-
-
-def _damon_off(config: pytest.Config) -> str | None:
-    running = [p for p in sorted(DAMON_STATES.glob("*/state")) if _reads(p) == "on"]
-    stopped: list[Path] = []
-    for state in running:
-        with contextlib.suppress(OSError):
-            state.write_text("off", encoding="ascii")
-            stopped.append(state)
-    config.stash[DAMON_RESTORE] = stopped
-    if not running:
-        return None
-    return f"DAMON: {len(stopped)} of {len(running)} kdamonds off for this run (restored after)"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
-        damon = _damon_off(config)
-        config.stash[AUTOGROUP_NOTE] = _autogroups_off(config) + (f"; {damon}" if damon else "")
+        config.stash[AUTOGROUP_NOTE] = _autogroups_off(config)
     elif worker != TIMING_WORKER:
         os.nice(OTHERS_NICE)
 
@@ -143,9 +114,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if before is not None:
         with contextlib.suppress(OSError):
             AUTOGROUP_SWITCH.write_text(before, encoding="ascii")
-    for state in config.stash.get(DAMON_RESTORE, []):
-        with contextlib.suppress(OSError):
-            state.write_text("on", encoding="ascii")
 
 
 @pytest.fixture
