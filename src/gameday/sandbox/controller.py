@@ -4,7 +4,8 @@ One process per cell assembles the cell and keeps it alive: the PostgreSQL pair 
 failover controller, the database proxy, the replica supervisor, the front load balancer, the
 horizontal autoscaler (autoscaler.py) and the token-protected admin API through which faults
 are injected and reverted. It writes the cell's
-``state.json`` whenever something changes and logs ground-truth events.
+``state.json`` whenever something changes and logs ground-truth events, both on a writer
+thread (writer.py), so a slow disk never stalls the traffic its event loop carries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import hmac
 import itertools
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import random
 import signal
 import subprocess
@@ -53,7 +56,8 @@ from gameday.sandbox.procs import (
 )
 from gameday.sandbox.proxy import LatencyToxic, TcpProxy
 from gameday.sandbox.replicas import Replica, Supervisor, free_port
-from gameday.sandbox.state import SandboxLayout, decode_json, make_private_dir, write_json_atomic
+from gameday.sandbox.state import SandboxLayout, decode_json, make_private_dir, write_private
+from gameday.sandbox.writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,8 @@ class CellController:
         self.layout = layout
         self.cell = cell
         self.cpus = cpus
-        self.events = EventLog(layout.events_file, cell)
+        self.writer = BackgroundWriter(f"{cell}-writer")
+        self.events = EventLog(layout.events_file, cell, self.writer)
         self.token = layout.token()
         self.creds = postgres.PgCredentials(**layout.database_secrets())
         self.log_dir = layout.cell_logs(cell)
@@ -115,7 +120,9 @@ class CellController:
         proc = identify(pid)
         if proc is not None:
             self.pids.append(proc)
-            self.write_state()  # before anything else happens: `down` must find every process
+            # Soon after the spawn; `down` also finds a process this write did not name yet,
+            # by the sandbox id in its environment.
+            self.write_state()
 
     def _record_node(self, node: PgNode) -> None:
         self._record_pid(node.pid)
@@ -166,7 +173,12 @@ class CellController:
         text = json.dumps({k: v for k, v in data.items() if k != "proxy"}, default=str)
         if text != self._last_state:  # the toxic's countdown alone is no change worth a write
             self._last_state = text
-            write_json_atomic(self.layout.cell_state(self.cell), data)
+            path, whole = self.layout.cell_state(self.cell), json.dumps(data, indent=2, default=str)
+            self.writer.submit_latest("state", lambda: write_private(path, whole))
+
+    async def written(self) -> None:
+        """Wait until every state write and event so far is on disk."""
+        await asyncio.to_thread(self.writer.flush)
 
     async def _write_state_forever(self) -> None:
         while True:
@@ -308,6 +320,8 @@ class CellController:
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         response: web.StreamResponse = await handler(request)
+        # What the caller made happen (a fault, its events) is on disk before it hears back.
+        await self.written()
         return response
 
     async def _get_state(self, request: web.Request) -> web.Response:
@@ -438,8 +452,20 @@ def main(argv: list[str] | None = None) -> int:
                         "the defaults for --replicas)")
     args = parser.parse_args(argv)
     keep_priority_in_own_session()  # before it starts the cell's processes
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # stderr is the cell's log file: the event loop only queues a record, a thread writes it.
+    to_file = logging.StreamHandler(sys.stderr)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, to_file)
+    logging.basicConfig(level=logging.INFO, handlers=[logging.handlers.QueueHandler(records)])
+    listener.start()
+    try:
+        return _run(args)
+    finally:
+        listener.stop()  # writes out every record still queued
+
+
+def _run(args: argparse.Namespace) -> int:
     layout = SandboxLayout(args.state_dir.resolve())
     cpus = [int(c) for c in args.cpus.split(",")]
     try:
@@ -457,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, subprocess.SubprocessError):
         log.exception("cell %s failed", args.cell)
         return 1
+    finally:
+        controller.writer.close()  # the last state and events reach the disk before we exit
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 from gameday.errors import InputError
 from gameday.sandbox.state import decode_json, open_ours
+from gameday.sandbox.writer import BackgroundWriter
 
 EVENT_NAMES = frozenset(
     {
@@ -52,11 +53,13 @@ def utc_now_iso() -> str:
 
 
 class EventLog:
-    """Appends events of one cell to the sandbox's shared event file."""
+    """Appends events of one cell to the sandbox's shared event file; with a ``writer``, the
+    append happens on its thread (the event's time is still taken at ``emit``)."""
 
-    def __init__(self, path: Path, cell: str) -> None:
+    def __init__(self, path: Path, cell: str, writer: BackgroundWriter | None = None) -> None:
         self.path = path
         self.cell = cell
+        self.writer = writer
 
     def emit(self, event: str, **details: Any) -> None:
         if event not in EVENT_NAMES:
@@ -64,6 +67,12 @@ class EventLog:
         record = {"cell": self.cell, "event": event, "utc": utc_now_iso(),
                   "monotonic": time.monotonic(), **details}
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        if self.writer is None:
+            self._append(line)
+        else:
+            self.writer.submit(lambda: self._append(line))
+
+    def _append(self, line: bytes) -> None:
         # O_NOFOLLOW: a symlink planted in the state dir must not make us append elsewhere.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)

@@ -410,4 +410,11 @@ def sandbox_events(state_dir: Path, cell: str | None = None) -> list[dict[str, A
     if cell is not None and cell not in marker.cells:
         raise InputError("--cell", "one of " + ", ".join(marker.cells), cell,
                          "`gameday sandbox status` lists the cells")
-    return read_events(layout.events_file, cell)
+    # In time order: a controller appends its events from a writer thread, so a line may land
+    # after a later one of another process.
+    return sorted(read_events(layout.events_file, cell), key=_event_time)
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    stamp = event.get("monotonic")
+    return float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else 0.0

@@ -143,7 +143,8 @@ class Supervisor:
         if not port_is_free(replica.port):
             replica.port = free_port()
         log_file = self.log_dir / f"replica-{replica.index}.log"
-        with open_log(log_file) as out:
+        # Off the event loop, which carries the cell's traffic: a slow disk must not stall it.
+        with await asyncio.to_thread(open_log, log_file) as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gameday.sandbox.replica",
                 "--port", str(replica.port), "--index", str(replica.index),

@@ -185,7 +185,8 @@ def open_log(path: Path) -> IO[bytes]:
         if not stat.S_ISREG(st.st_mode):
             raise InputError(str(path), "a regular file", stat.filemode(st.st_mode), FORGED_FIX)
         _is_ours(st, str(path), "a log")
-        os.fchmod(fd, FILE_MODE)  # a log an older version made 0644
+        if stat.S_IMODE(st.st_mode) != FILE_MODE:  # a log an older version made 0644
+            os.fchmod(fd, FILE_MODE)
     except BaseException:
         os.close(fd)
         raise
