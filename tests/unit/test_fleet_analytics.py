@@ -26,6 +26,7 @@ from gameday.analytics.fleet import (
     Mttr,
     PassRate,
     SummaryCounts,
+    budget_by_cell,
     classify,
     decay_weight,
     dr_compliance,
@@ -390,6 +391,22 @@ def test_error_budget_leaves_out_a_100_percent_slo() -> None:
     budget, = error_budget(runs)
     assert (budget.cell, budget.consumed_min) == ("us-1", 0.1)
     assert budget.pct == pytest.approx(100 * 0.1 / 21.915)
+
+
+def test_budget_by_cell_keeps_each_cells_worst_and_latest_month_nearest_a_freeze_first() -> None:
+    runs = [run("a", started=T0, downtime_s=60.0),  # eu-1, 2026-03: 1 min of 21.915
+            run("b", started=T0 + timedelta(days=31), downtime_s=6.0),  # eu-1, 2026-04
+            run("c", cell="us-1", started=T0, downtime_s=600.0),  # us-1, 2026-03: 10 min
+            run("d", cell="ap-1", started=T0, downtime_s=60.0)]  # ties eu-1's worst: by name
+    rows = budget_by_cell(error_budget(runs))
+    assert [r.cell for r in rows] == ["us-1", "ap-1", "eu-1"]
+    eu = rows[2]
+    assert (eu.months, eu.worst_month, eu.latest_month) == (2, "2026-03", "2026-04")
+    assert eu.worst_consumed_min == pytest.approx(1.0)
+    assert eu.worst_pct == pytest.approx(100 / 21.915)
+    assert eu.latest_pct == pytest.approx(100 * 0.1 / 21.915)
+    assert eu.budget_min == pytest.approx(21.915)
+    assert budget_by_cell([]) == ()
 
 
 # -- resilience score ------------------------------------------------------------------------

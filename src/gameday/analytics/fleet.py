@@ -193,6 +193,20 @@ class ErrorBudget:
 
 
 @dataclass(frozen=True)
+class CellBudget:
+    """One cell's months of error budget in a few figures: a fleet's months, one row a cell."""
+
+    cell: str
+    months: int  # months in which chaos consumed budget
+    worst_month: str
+    worst_consumed_min: float
+    worst_pct: float
+    budget_min: float  # the worst month's budget
+    latest_month: str
+    latest_pct: float
+
+
+@dataclass(frozen=True)
 class RollingBudget:
     """A cell's error budget over [now - period, now), as the scheduler's gate reads it."""
 
@@ -646,6 +660,21 @@ def error_budget_of(tallies: Mapping[tuple[str, str], DowntimeTally]) -> tuple[E
         consumed = tally.downtime_s / 60
         budgets.append(ErrorBudget(cell, month, consumed, budget, 100 * consumed / budget))
     return tuple(budgets)
+
+
+def budget_by_cell(budgets: Iterable[ErrorBudget]) -> tuple[CellBudget, ...]:
+    """Each cell's worst and latest month of ``budgets`` (error_budget's rows); the cells that
+    used most of a month's budget first (then by name), so the ones nearest a freeze lead."""
+    months: dict[str, list[ErrorBudget]] = {}
+    for budget in budgets:
+        months.setdefault(budget.cell, []).append(budget)
+    rows = []
+    for cell, own in months.items():
+        worst = max(own, key=lambda b: (b.pct, b.month))
+        latest = max(own, key=lambda b: b.month)
+        rows.append(CellBudget(cell, len(own), worst.month, worst.consumed_min, worst.pct,
+                               worst.budget_min, latest.month, latest.pct))
+    return tuple(sorted(rows, key=lambda r: (-r.worst_pct, r.cell)))
 
 
 def rolling_budget(runs: Iterable[RunLike], now: datetime, period: timedelta) -> tuple[RollingBudget, ...]:

@@ -651,6 +651,7 @@ def _build(runs: Iterable[RunLike], now: datetime, since: datetime, until: datet
                      for c in cover if c.state != "tested" and (c.cell, c.kind) not in pass_cell_kind]
     by_cell_kind.sort(key=lambda row: (row["cell"], row["kind"]))
     has_evidence = bool(t.cells)
+    budgets = fleet.error_budget_of(t.months)
     out = _plain({
         "schema_version": REPORT_SCHEMA_VERSION, "report": "resilience", "generated_at": now,
         "title": "Resilience report",
@@ -689,7 +690,8 @@ def _build(runs: Iterable[RunLike], now: datetime, since: datetime, until: datet
             "by_cell_kind": by_cell_kind,
         },
         "dr_compliance": dr,
-        "error_budget": fleet.error_budget_of(t.months),
+        "error_budget": budgets,
+        "error_budget_cells": fleet.budget_by_cell(budgets),
         "rolling_budget": rolling,
         "actions": {"total": len(actions), "top": list(actions[:TOP_ACTIONS]), "all": list(actions)},
         "findings": fleet.findings_of(r for r in newest_first if r.verdict != "passed"),
