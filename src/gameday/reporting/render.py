@@ -299,30 +299,10 @@ def check_folder(folder: Path) -> None:
                          f"{parent} is a file", "pass a folder path to --out")
 
 
-_INDEX_TEMPLATE = """{% extends "base.html.j2" %}
-{% block body %}
-<h1>Reports</h1>
-<p class="gd-sub">Every report in this folder, newest first: {{ report.count }} listed
-{%- if report.unreadable %} · {{ report.unreadable }} folder(s) whose report.json could not be
- read, skipped{% endif %}
-{%- if report.not_listed %} · {{ report.not_listed }} older folder(s) not listed (only the
- newest {{ report.limit }} are read){% endif %}.</p>
-{% if report.entries %}
-<table><thead><tr><th>kind</th><th>report</th><th>id</th><th>generated</th><th>PDF</th></tr>
-</thead><tbody>
-{% for x in report.entries %}<tr><td>{{ x.kind }}</td>
-<td>{% if x.href %}<a href="{{ x.href }}">{{ x.title }}</a>{% else %}{{ x.title }}{% endif %}</td>
-<td><code>{{ x.ident }}</code></td><td>{{ x.generated_at | when }}</td>
-<td>{% if x.pdf_href %}<a href="{{ x.pdf_href }}">report.pdf</a>{% endif %}</td></tr>
-{% endfor %}</tbody></table>
-{% else %}<p>No report yet.</p>{% endif %}
-{% endblock %}
-"""
-
-
 def render_index(listing: links.Listing, now: datetime) -> str:
     """``<root>/index.html``: every report in the root (kind, title, id, generated, link)."""
-    html = _HTML.from_string(_INDEX_TEMPLATE).render(report={
+    # From the loader, so it is compiled once a process (from_string compiled it every call).
+    html = _HTML.get_template("index.html.j2").render(report={
         "title": "Reports", "generated_at": now.isoformat(), "schema_version": REPORT_SCHEMA_VERSION,
         "links": {"index": None}, "entries": [asdict(e) for e in listing.entries],
         "count": len(listing.entries), "unreadable": listing.unreadable,
