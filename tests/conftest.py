@@ -36,6 +36,7 @@ TIMING_UNIT = "timing"
 TIMING_WORKER = "gw0"
 OTHERS_NICE = 19
 TIMING_MODULES = ("tests/e2e/test_sandbox_cli.py", "tests/e2e/test_sigterm_phases.py",
+                  "tests/e2e/test_sandbox_disk.py",
                   "tests/integration/test_burner.py", "tests/integration/test_proxy.py",
                   "tests/integration/test_sampler.py", "tests/integration/test_autoscaler.py")
 TIMING_TESTS = (
