@@ -31,6 +31,12 @@ def run_cli(*args: str, timeout: float = 180, check: bool = False) -> subprocess
     return result
 
 
+# What the sandbox logs when something breaks it: a fault, its revert, a kill.
+FAULT_EVENTS = frozenset({"fault_injected", "fault_reverted", "toxic_added", "toxic_removed",
+                          "stress_started", "stress_stopped", "primary_lost", "standby_lost",
+                          "replica_exit"})
+
+
 class Sandbox:
     """A running sandbox driven through the CLI."""
 
@@ -48,6 +54,13 @@ class Sandbox:
 
     def events(self, cell: str = "cell-1") -> list[dict[str, Any]]:
         return json.loads(self.cli("sandbox", "events", "--cell", cell, "--json", check=True).stdout)
+
+    def touched_since(self, since: float, cell: str = "cell-1") -> list[dict[str, Any]]:
+        """The events after ``since`` (time.monotonic(), the events' clock) that a fault makes.
+
+        By time, not by counting lines: a controller appends its events from a writer thread,
+        and a replica a test before killed may still be coming back."""
+        return [e for e in self.events(cell) if e["monotonic"] >= since and e["event"] in FAULT_EVENTS]
 
     def fault(self, cell: str, kind: str, *options: str) -> dict[str, Any]:
         out = self.cli("sandbox", "fault", cell, kind, *options, check=True).stdout

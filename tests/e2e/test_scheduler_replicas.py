@@ -220,6 +220,9 @@ def stop_all(scenarios: dict[str, Scenario]) -> None:
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
+            # Stuck: its threads' stacks go to its log (SIGQUIT), for the failure to show.
+            proc.send_signal(signal.SIGQUIT)
+            time.sleep(2)
             proc.kill()
             proc.wait()
 

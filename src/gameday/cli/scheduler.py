@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from datetime import timedelta
@@ -43,6 +44,9 @@ def start(schedule_file: Path, store_url: str | None, reports_dir: Path | None,
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # A long-running daemon: SIGQUIT (Ctrl-\) prints every thread's stack and goes on, as a
+    # JVM's does, so a scheduler that seems stuck can be asked where it is.
+    faulthandler.register(signal.SIGQUIT, all_threads=True, chain=False)
     _, show = _progress_renderer(progress_console)
     with exit_codes():
         schedule = load_schedule(schedule_file)  # bad input: exit 2, nothing scheduled

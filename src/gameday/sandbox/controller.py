@@ -66,6 +66,9 @@ READY_TIMEOUT_S = 90.0
 # A retired replica leaves the balancer this long before its SIGTERM, so a request the
 # balancer picked it for just before is still sent (the replica finishes what it has).
 SCALE_IN_DRAIN_S = 0.1
+# How long a fault call's answer waits for its events to reach the disk (the caller's own
+# timeout is 10 s).
+ADMIN_WRITE_WAIT_S = 2.0
 
 
 def _utc_in(seconds: float) -> str:
@@ -176,9 +179,10 @@ class CellController:
             path, whole = self.layout.cell_state(self.cell), json.dumps(data, indent=2, default=str)
             self.writer.submit_latest("state", lambda: write_private(path, whole))
 
-    async def written(self) -> None:
-        """Wait until every state write and event so far is on disk."""
-        await asyncio.to_thread(self.writer.flush)
+    async def written(self, timeout_s: float | None = None) -> bool:
+        """Wait until every state write and event so far is on disk; False if ``timeout_s``
+        ran out first."""
+        return await asyncio.to_thread(self.writer.flush, timeout_s)
 
     async def _write_state_forever(self) -> None:
         while True:
@@ -320,8 +324,10 @@ class CellController:
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         response: web.StreamResponse = await handler(request)
-        # What the caller made happen (a fault, its events) is on disk before it hears back.
-        await self.written()
+        if request.method != "GET":
+            # What the caller made happen (a fault, its events) is on disk before it hears
+            # back, unless the disk is stuck: then the answer is not held hostage by it.
+            await self.written(ADMIN_WRITE_WAIT_S)
         return response
 
     async def _get_state(self, request: web.Request) -> web.Response:
