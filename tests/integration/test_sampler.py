@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from gameday.config.cells import load_cells
+from gameday.engine.runner import BURST_TAIL_S
 from gameday.engine.sampler import DEFAULT_MAX_IN_FLIGHT, Sampler, detection_floor_ms
 from gameday.model import Sample
 from gameday.sandbox import manager
@@ -147,7 +148,9 @@ def kill_trial(box: Sandbox, target: Target, url: str, n: int) -> KillTrial:
     try:
         time.sleep(0.1)
         t_burst = time.monotonic() - t0
-        sampler.burst(1.0)  # the runner's call when the worker starts: injection imminent
+        # The runner's call when the worker starts (injection imminent), renewed by its loop
+        # until BURST_TAIL_S after the injection: here the trial ends well inside it.
+        sampler.burst(BURST_TAIL_S)
         time.sleep(random.uniform(0.15, 0.25))  # the kill at a random phase to both grids
         fault_id = f"sampler-kill-{n}-{secrets.token_hex(3)}"
         manager.inject_fault(box.state_dir, "cell-1", "kill-replica", {"count": 1},
@@ -171,7 +174,8 @@ def kill_trial(box: Sandbox, target: Target, url: str, n: int) -> KillTrial:
     return KillTrial(
         skipped=stats.skipped,
         burst_probes=sum(1 for s in sampler.samples() if s.t >= t_burst),
-        burst_s=t_stop - t_burst, window_ms=(removed["monotonic"] - injected["monotonic"]) * 1000,
+        burst_s=min(t_stop - t_burst, BURST_TAIL_S),
+        window_ms=(removed["monotonic"] - injected["monotonic"]) * 1000,
         floor_ms=detection_floor_ms(BURST_HZ, affected_share=1 / replicas),
         sampler_failed=[s for s in sampler.samples() if not s.ok],
         plain_failed=[sent - t0 for sent, status in plain.sent if status != 201],
