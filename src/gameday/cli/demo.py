@@ -11,7 +11,8 @@ import click
 from rich.table import Table
 
 from gameday.cli.output import EXIT_FAILED, exit_codes, progress_console, say
-from gameday.cli.runs import _fmt, _progress_renderer, store_option
+from gameday.cli.runs import _fmt, _progress_renderer
+from gameday.cli.stores import store_option
 
 
 @click.command()

@@ -1,23 +1,53 @@
-"""Entry point of the ``gameday`` command."""
+"""Entry point of the ``gameday`` command.
+
+Each command's module is imported only when that command runs (click's lazy-loading group):
+`gameday validate` need not load the sandbox, scheduler, demo and report commands first.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
 from gameday import __version__
-from gameday.cli.demo import demo
-from gameday.cli.plan import plan_command
-from gameday.cli.report import report
-from gameday.cli.runs import reconcile_default_store, recover, run, runs, show, validate
-from gameday.cli.sandbox import sandbox
-from gameday.cli.scheduler import scheduler
-from gameday.cli.windows import window
+from gameday.cli.stores import reconcile_default_store
+
+# name -> "module:attribute" of its click command
+COMMANDS = {
+    "demo": "gameday.cli.demo:demo",
+    "plan": "gameday.cli.plan:plan_command",
+    "recover": "gameday.cli.runs:recover",
+    "report": "gameday.cli.report:report",
+    "run": "gameday.cli.runs:run",
+    "runs": "gameday.cli.runs:runs",
+    "sandbox": "gameday.cli.sandbox:sandbox",
+    "scheduler": "gameday.cli.scheduler:scheduler",
+    "show": "gameday.cli.runs:show",
+    "validate": "gameday.cli.runs:validate",
+    "window": "gameday.cli.windows:window",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when asked for, by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), target
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gameday")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the core does to stderr.")
 @click.pass_context
@@ -29,16 +59,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     # option do it on that store.
     if ctx.invoked_subcommand in ("sandbox", "validate", "demo") and "--help" not in sys.argv:
         reconcile_default_store()
-
-
-cli.add_command(sandbox)
-cli.add_command(demo)
-cli.add_command(window)
-cli.add_command(report)
-cli.add_command(scheduler)
-cli.add_command(plan_command)
-for command in (validate, run, runs, show, recover):
-    cli.add_command(command)
 
 
 def main() -> None:

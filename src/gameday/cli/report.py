@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from gameday.cli.output import exit_codes, literal, print_json
-from gameday.cli.runs import open_store, store_option
+from gameday.cli.stores import open_store, store_option
 
 out_option = click.option("--out", type=click.Path(path_type=Path),
                           help="Folder to write into (default reports/<kind>-<id or date>/).")

@@ -12,7 +12,8 @@ import click
 
 from gameday.cli.output import exit_codes, literal, progress_console, say
 from gameday.cli.params import finite
-from gameday.cli.runs import _progress_renderer, open_store, store_option
+from gameday.cli.runs import _progress_renderer
+from gameday.cli.stores import open_store, store_option
 from gameday.config import DEFAULT_SCHEDULE_FILE
 
 

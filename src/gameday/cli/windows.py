@@ -11,7 +11,7 @@ from rich.text import Text
 
 from gameday.cli.output import exit_codes, literal, print_json
 from gameday.cli.params import finite
-from gameday.cli.runs import open_store, store_option
+from gameday.cli.stores import open_store, store_option
 from gameday.model import WindowRecord
 
 MAX_WINDOW_MINUTES = 7 * 24 * 60  # a game day, or a week of chaos at most
