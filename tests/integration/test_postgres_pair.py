@@ -189,7 +189,13 @@ def test_primary_killed_mid_stream_loses_no_acknowledged_write(cluster: Cluster,
     assert took < 2.0
     assert not pg.is_in_recovery(standby.port, cluster.creds)
     if kill == "every_process":
-        assert len(victims) > 5 and all(gone(pid) for pid in victims)
+        assert len(victims) > 5
+        # SIGKILL lands when a process next leaves the kernel: one in uninterruptible disk I/O
+        # on a busy machine dies a moment later.
+        deadline = time.monotonic() + 5
+        while not all(gone(pid) for pid in victims) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in victims if not gone(pid)] == []
     # With no standby left, a commit on the promoted node must not wait for one.
     with cluster.conn(standby) as conn:
         conn.execute("SET statement_timeout = '3s'")
