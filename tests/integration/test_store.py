@@ -294,6 +294,17 @@ def test_a_resilience_report_from_the_report_read_is_the_one_from_whole_records(
     of runs that passed) is nothing the resilience report reads."""
     from gameday.reporting.resilience_context import FIGURES, build_resilience_report
 
+    now, since = _fleet_of_60(store)
+    lean = build_resilience_report(store.report_runs(since=T0, until=now, figures=FIGURES), now, since)
+    full = build_resilience_report(store.list_runs(limit=None, since=T0, until=now, with_journal=False), now,
+                                   since)
+    assert lean == full
+    assert lean["findings"] and lean["actions"]["total"] and lean["dr_compliance"]
+
+
+def _fleet_of_60(store: Store) -> tuple[datetime, datetime]:
+    """60 runs of 5 cells, every verdict and kind; the report's now and since."""
+
     goals = CellObjectives(tier=1, tenants=("acme",), availability_slo=99.9, p95_latency_slo_ms=250.0,
                            rto_s=2.0, rpo_s=0.0)
     verdicts = ("passed", "failed", "not_recovered", "aborted", "skipped", "passed", None)
@@ -312,12 +323,47 @@ def test_a_resilience_report_from_the_report_read_is_the_one_from_whole_records(
                       CriterionResult("errors", "error_rate <= 0.01", "0.2 %", i % 7 != 3)],
             journal={"status": "completed"}, window_id=f"win-{i // 8}",
             objectives=goals if i % 6 else None, environment=("sandbox", "production")[i % 7 % 2]))
-    now, since = T0 + timedelta(days=30), T0 + timedelta(days=12)
-    lean = build_resilience_report(store.report_runs(since=T0, until=now, figures=FIGURES), now, since)
-    full = build_resilience_report(store.list_runs(limit=None, since=T0, until=now, with_journal=False), now,
-                                   since)
-    assert lean == full
-    assert lean["findings"] and lean["actions"]["total"] and lean["dr_compliance"]
+    return T0 + timedelta(days=30), T0 + timedelta(days=12)
+
+
+def test_a_resilience_report_read_by_several_processes_is_the_one_read_by_one(store: Store) -> None:
+    """Shards: forked children each read and tally some cells' runs, through connections of
+    their own; the report is the same, and a child that fails is an error that says so."""
+    from gameday.reporting import reports
+    from gameday.reporting.reports import resilience_report
+    from gameday.reporting.resilience_context import FIGURES, build_resilience_report
+
+    now, since = _fleet_of_60(store)
+    lean = build_resilience_report(store.report_runs(figures=FIGURES), now, since)
+    for shards in (1, 2, 3, 7):
+        assert resilience_report(store, now, since, shards=shards) == lean, shards
+    some = resilience_report(store, now, since, cells=["cell-1", "cell-2", "cell-4"], shards=1)
+    assert resilience_report(store, now, since, cells=["cell-1", "cell-2", "cell-4"], shards=2) == some
+    assert some != lean and some["pass_rate"]["cells"] == ["cell-1", "cell-2", "cell-4"]
+    assert store.run_counts(since=T0, until=now) == {f"cell-{i}": 12 for i in range(5)}
+    assert store.run_counts(since=T0 + timedelta(hours=11 * 55)) == {f"cell-{i}": 1 for i in range(5)}
+
+    parent = os.getpid()
+    tally = reports._ShardRead.tally
+
+    def dies(read: Any, cells: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(3)
+        return tally(read, cells)
+
+    def fails(read: Any, cells: Any) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("disk on fire")
+        return tally(read, cells)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reports._ShardRead, "tally", dies)
+        with pytest.raises(StoreError, match=r"ended \(exit code 3\) without answering"):
+            resilience_report(store, now, since, shards=2)
+        patch.setattr(reports._ShardRead, "tally", fails)
+        with pytest.raises(StoreError, match="RuntimeError: disk on fire"):
+            resilience_report(store, now, since, shards=2)
+    assert resilience_report(store, now, since, shards=2) == lean  # and the store still reads
 
 
 # --------------------------------------------------------------------------- timeline

@@ -942,3 +942,60 @@ def test_mttr_tallies_merge_to_the_tally_of_all_their_runs() -> None:
     assert merged(parts).mttr() == mttr(evidence)
     assert merged(parts).pass_rate() == pass_rate(evidence)
     assert merged([]).mttr() == Mttr(0, 0, None, None, None)
+
+
+@pytest.mark.parametrize("envs", [None, ("staging", "unknown")])
+def test_report_tallies_of_cells_apart_merge_to_the_report_of_all_their_runs(
+        envs: tuple[str, ...] | None) -> None:
+    """The report's data from the tallies of parts of the fleet (each its own cells, read as the
+    store answers them: newest first), merged, is the report's data from one pass over them all:
+    the figures, the findings, the trend's series, the sample behind the MTTR target."""
+    import pickle
+
+    from gameday.reporting.resilience_context import (
+        MTTR_TARGET_SAMPLE,
+        build_resilience_report,
+        merge_tallies,
+        resilience_report_of,
+        resilience_tally,
+    )
+
+    now = T0 + timedelta(days=200)
+    runs = sorted(_mixed_fleet(now), key=lambda r: (r.started_utc.replace(tzinfo=UTC), r.run_id),
+                  reverse=True)
+    plan = ScheduleOutlook(name="weekly", horizon_days=28, cells=("cell-00", "cell-99"),
+                           upcoming=(Upcoming("cell-00", "latency", now + timedelta(days=3)),),
+                           excluded={"cell-02": frozenset({"cpu-stress"})}, budget_max_pct=5.0)
+    cells = sorted({r.cell for r in runs})
+    for since_days in (10, 120):
+        since = now - timedelta(days=since_days)
+        for outlook in (None, plan):
+            whole = build_resilience_report(runs, now, since, None, None, outlook, envs)
+            for shares in (2, 3, len(cells)):
+                parts = [[r for r in runs if r.cell in cells[i::shares]] for i in range(shares)]
+                # as the shards send them: pickled, in another process's objects
+                tallies = [pickle.loads(pickle.dumps(resilience_tally(part, now, since, None, None,
+                                                                      outlook, envs))) for part in parts]
+                assert resilience_report_of(merge_tallies(tallies), now, since, None, None, outlook,
+                                            envs) == whole, (since_days, shares)
+    # a few cells of one environment: the trend's per-cell series survive the merge
+    few = sorted(_mixed_fleet(now, cells=3, envs=("staging",)),
+                 key=lambda r: (r.started_utc.replace(tzinfo=UTC), r.run_id), reverse=True)
+    since = now - timedelta(days=100)
+    whole = build_resilience_report(few, now, since)
+    tallies = [resilience_tally([r for r in few if r.cell == c], now, since)
+               for c in ("cell-00", "cell-01", "cell-02")]
+    merged_report = resilience_report_of(merge_tallies(tallies), now, since)
+    assert len(merged_report["mttr_trend"]["series"]) == 4 and merged_report == whole
+    # more chosen runs than the target's sample: the merged sample is the newest, as one pass's
+    many = [run(f"r{i:05d}", cell=f"c{i % 2}", started=T0 + timedelta(minutes=i),
+                criteria=(CriterionResult("recovery", "x", "1", True),))
+            for i in range(MTTR_TARGET_SAMPLE + 50)]
+    many.reverse()
+    one = resilience_tally(many, T0 + timedelta(days=30), T0)
+    two = merge_tallies([resilience_tally([r for r in many if r.cell == c], T0 + timedelta(days=30), T0)
+                         for c in ("c0", "c1")])
+    assert [s[1] for s in two.sample] == [s[1] for s in one.sample] and len(one.sample) == MTTR_TARGET_SAMPLE
+    with pytest.raises(ValueError, match="share cells"):
+        merge_tallies([resilience_tally(runs, now, since),
+                       resilience_tally([r for r in runs if r.cell == "cell-00"], now, since)])

@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from gameday.analytics import fleet
 from gameday.analytics.coverage import CoverageCell
@@ -165,6 +165,34 @@ class ObjectivesTally:
             if rows is not None and (self.max_rows is None or rows > self.max_rows):
                 self.max_rows = rows
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Not the criteria cache: it is keyed by the ids of this process's objects.
+        return {name: getattr(self, name) for name in self.__slots__ if name != "_criteria"}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self._criteria = {}
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def merge(self, other: ObjectivesTally) -> ObjectivesTally:
+        """Add ``other``'s runs to this tally (no figure depends on their order); returns it."""
+        self.evidence += other.evidence
+        self.passed += other.passed
+        self.judged += other.judged
+        self.met += other.met
+        for words, bounds in other.bounds.items():
+            self.bounds.setdefault(words, set()).update(bounds)
+        self.restores += other.restores
+        self.restore_within += other.restore_within
+        self.worst_restore = _larger(self.worst_restore, other.worst_restore)
+        self.failovers += other.failovers
+        self.rto_ok += other.rto_ok
+        self.rpo_ok += other.rpo_ok
+        self.tested |= other.tested
+        self.worst_rto = _larger(self.worst_rto, other.worst_rto)
+        self.max_rows = _larger(self.max_rows, other.max_rows)
+        return self
+
     def _recovery_criteria(self, criteria: Sequence[CriterionResult], kind: str
                            ) -> tuple[Sequence[CriterionResult], bool, bool]:
         """Whether a run's criteria hold any on recovery figures, and whether it met all of
@@ -178,6 +206,10 @@ class ObjectivesTally:
             bounds.update(c.expected for c in mine)
         known = self._criteria[(id(criteria), kind)] = (criteria, bool(mine), all(c.ok for c in mine))
         return known
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def objectives(runs: Sequence[RunLike], cells: Sequence[str], budgets: Sequence[fleet.RollingBudget],

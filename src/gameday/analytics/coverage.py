@@ -125,6 +125,21 @@ class CoverageTally:
                 self.skipped[key] = (started, run)
 
 
+    def merge(self, other: CoverageTally) -> CoverageTally:
+        """Add ``other``'s runs to this tally, as if they had come one by one; returns it."""
+        for key, count in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + count
+        for key, (started, run) in other.newest.items():
+            best = self.newest.get(key)
+            if best is None or started > best[0] or (started == best[0] and run.run_id > best[1].run_id):
+                self.newest[key] = (started, run)
+        for key, (started, run) in other.skipped.items():
+            last = self.skipped.get(key)
+            if last is None or started > last[0]:
+                self.skipped[key] = (started, run)
+        return self
+
+
 def coverage(runs: Iterable[RunLike], now: datetime, cells: Sequence[str],
              outlook: ScheduleOutlook | None = None,
              budgets: Sequence[RollingBudget] = ()) -> tuple[CoverageCell, ...]:

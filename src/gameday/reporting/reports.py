@@ -11,9 +11,14 @@ Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +26,15 @@ from gameday.analytics.coverage import ScheduleOutlook
 from gameday.errors import InputError
 from gameday.reporting.context import build_run_report
 from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
-from gameday.reporting.resilience_context import build_resilience_report
+from gameday.reporting.resilience_context import (
+    ReportTally,
+    merge_tallies,
+    no_collections,
+    resilience_report_of,
+    resilience_tally,
+)
 from gameday.reporting.window_context import build_window_report
-from gameday.store import Store
+from gameday.store import Store, StoreError
 
 DEFAULT_REPORTS_DIR = Path("reports")
 DEFAULT_SINCE = "90d"
@@ -88,9 +99,14 @@ def resilience_report(store: Store, now: datetime, since: datetime,
                       until: datetime | None = None,
                       cells: Sequence[str] | None = None,
                       outlook: ScheduleOutlook | None = None,
-                      environments: Sequence[str] | None = None) -> dict[str, Any]:
+                      environments: Sequence[str] | None = None,
+                      shards: int | None = None) -> dict[str, Any]:
     """The resilience report's data; ``outlook``: the schedule's plan as plain data (the CLI
-    builds it from the scheduler; None: no schedule, coverage says so)."""
+    builds it from the scheduler; None: no schedule, coverage says so).
+
+    ``shards``: how many processes read and tally the runs, each the runs of its own cells
+    (None: one per CPU, up to MAX_SHARDS, when there are SHARD_MIN_RUNS runs or more; else one).
+    """
     end = until or now
     # The previous period too: the report's trend compares against it (and coverage's "last
     # tested" looks that far back); at least the error-budget gate's period.
@@ -104,6 +120,106 @@ def resilience_report(store: Store, now: datetime, since: datetime,
                              + (", ".join(sorted(known)) or "none yet"), ", ".join(unknown),
                              "name cells that have run experiments (`gameday runs` lists them)")
     # The lean read: no journals, and only the figures the report reads, tallied as they come.
-    runs = store.stream_report_runs(since=earliest, until=end, cells=cells or None,
-                                    environments=environments or None, figures=RESILIENCE_FIGURES)
-    return build_resilience_report(runs, now, since, end, cells, outlook, environments)
+    read = _ShardRead(store, earliest, end, tuple(environments) if environments else None,
+                      (now, since, end, cells, outlook, environments))
+    counts = store.run_counts(since=earliest, until=end) if shards is None or shards > 1 else {}
+    if cells:
+        counts = {cell: n for cell, n in counts.items() if cell in set(cells)}
+    if shards is None:
+        shards = min(MAX_SHARDS, _cpus()) if sum(counts.values()) >= SHARD_MIN_RUNS else 1
+    parts = _balanced(counts, min(shards, len(counts)))
+    tally = _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
+    return resilience_report_of(tally, now, since, end, cells, outlook, environments)
+
+
+# A fleet's year is some 100,000 runs: reading and tallying them is most of the report's time,
+# and a cell's runs tally apart from another's (merge_tallies), so each CPU takes some cells.
+# Below this many runs, one process is done before a second has started.
+SHARD_MIN_RUNS = 20_000
+MAX_SHARDS = 4
+CHILD_RUN_COST = 1.5  # measured: benchmarks/reports.py, 100,000 runs in two parts
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _balanced(counts: Mapping[str, int], shards: int) -> list[tuple[str, ...]]:
+    """The cells in ``shards`` parts of nearly equal work (the largest cell first to the part
+    least loaded for its share), each part's cells by name. The first part, read here, takes
+    more: a child's runs cost CHILD_RUN_COST more (copy-on-write after the fork, and its tally
+    sent back)."""
+    if shards <= 1:
+        return [tuple(counts)]
+    parts: list[list[str]] = [[] for _ in range(shards)]
+    loads = [0.0] * shards
+    costs = [1.0] + [CHILD_RUN_COST] * (shards - 1)
+    for cell in sorted(counts, key=lambda c: (-counts[c], c)):
+        lightest = min(range(shards), key=lambda i: (loads[i] + counts[cell] * costs[i], i))
+        parts[lightest].append(cell)
+        loads[lightest] += counts[cell] * costs[lightest]
+    return [tuple(sorted(part)) for part in parts if part]
+
+
+@dataclass(frozen=True)
+class _ShardRead:
+    """One report's read of the runs of some cells, and its tally."""
+
+    store: Store
+    earliest: datetime
+    end: datetime
+    environments: tuple[str, ...] | None
+    report: tuple[Any, ...]  # resilience_tally's arguments after the runs
+
+    def tally(self, cells: Sequence[str] | None) -> ReportTally:
+        runs = self.store.stream_report_runs(since=self.earliest, until=self.end, cells=cells,
+                                             environments=self.environments, figures=RESILIENCE_FIGURES)
+        return resilience_tally(runs, *self.report)
+
+
+def _sharded_tally(read: _ShardRead, parts: Sequence[tuple[str, ...]]) -> ReportTally:
+    """The first part tallied here while a forked child tallies each other part (its store
+    connections its own: Store drops the parent's at fork), their tallies merged."""
+    fork = multiprocessing.get_context("fork")  # the child is this process: the store, the imports
+    children = []
+    try:
+        for part in parts[1:]:
+            receive, send = fork.Pipe(duplex=False)
+            child = fork.Process(target=_tally_shard, args=(read, part, send), daemon=True,
+                                 name="gameday-report-shard")
+            child.start()
+            send.close()
+            children.append((child, receive))
+        tallies = [read.tally(parts[0])]
+        for child, receive in children:
+            try:
+                with no_collections():  # the tally is many small objects, and no cycles
+                    outcome, value = receive.recv()
+            except EOFError:
+                child.join(5)
+                raise StoreError(f"list runs for a report in {read.store.url}: a process reading "
+                                 f"some cells' runs ended (exit code {child.exitcode}) without "
+                                 "answering") from None
+            if outcome != "tally":
+                raise StoreError(value)
+            tallies.append(value)
+        return merge_tallies(tallies)
+    finally:
+        for child, receive in children:
+            receive.close()
+            child.join(5)
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+
+def _tally_shard(read: _ShardRead, cells: tuple[str, ...], send: Connection) -> None:
+    gc.disable()  # a short life that makes no cycles: collections would only walk the tally
+    try:
+        send.send(("tally", read.tally(cells)))
+    except StoreError as exc:
+        send.send(("error", str(exc)))
+    except Exception as exc:  # the parent says what happened: this process has no terminal of its own
+        send.send(("error", f"list runs for a report in {read.store.url}: {type(exc).__name__}: {exc}"))
+    finally:
+        send.close()

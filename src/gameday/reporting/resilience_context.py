@@ -17,7 +17,8 @@ from __future__ import annotations
 import gc
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,7 +132,8 @@ class ReportTally:
     cell_envs: dict[str, set[str]] = field(default_factory=dict)  # per cell, its evidence's
     # chosen evidence runs that may be behind a finding, or lost writes, in the order they came
     notable: list[RunLike] = field(default_factory=list)
-    sample: list[Sequence[CriterionResult]] = field(default_factory=list)  # of the first chosen runs
+    # (start, run id, criteria) of the first chosen runs: the newest, as the store answers them
+    sample: list[tuple[datetime, str, Sequence[CriterionResult]]] = field(default_factory=list)
 
 
 def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget_period: timedelta,
@@ -188,7 +190,7 @@ def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget
         # -- a run of the report's period
         chosen += 1
         if chosen <= MTTR_TARGET_SAMPLE:
-            sample.append(run.criteria)
+            sample.append((started, run.run_id, run.criteria))
         key = (verdict, halted)
         counts[key] = counts.get(key, 0) + 1
         place = environments.get(env)
@@ -259,6 +261,55 @@ def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget
     return t
 
 
+def merge_tallies(parts: Sequence[ReportTally]) -> ReportTally:
+    """One tally of the runs of ``parts``, each the tally of the runs of other cells (a cell's
+    runs all in one part, in the order the store answers them): the report of the merged tally
+    is the report of all the runs in one pass. Raises ValueError when a cell is in two parts."""
+    t = ReportTally()
+    for part in parts:
+        overlap = t.run_cells & part.run_cells or t.cover.counts.keys() & part.cover.counts.keys() \
+            or t.rolling.keys() & part.rolling.keys() or t.scores.keys() & part.scores.keys()
+        if overlap:
+            raise ValueError(f"merge_tallies: parts share cells ({sorted(map(str, overlap))[:3]})")
+        t.chosen += part.chosen
+        for key, group in part.groups.items():
+            t.groups.setdefault(key, MttrTally()).merge(group)
+        t.previous.merge(part.previous)
+        for env, goals in part.objectives.items():
+            t.objectives.setdefault(env, assessment.ObjectivesTally()).merge(goals)
+        for outcome, count in part.counts.items():
+            t.counts[outcome] = t.counts.get(outcome, 0) + count
+        for env, place in part.environments.items():
+            mine = t.environments.setdefault(env, EnvironmentTally())
+            mine.runs += place.runs
+            mine.evidence += place.evidence
+            mine.targets |= place.targets
+        t.cover.merge(part.cover)
+        # Tallies of one cell each: the parts' cells are apart.
+        t.cells.update(part.cells)
+        t.cell_kinds.update(part.cell_kinds)
+        t.scores.update(part.scores)
+        t.dr.update(part.dr)
+        t.months.update(part.months)
+        t.rolling.update(part.rolling)
+        t.newest.update(part.newest)
+        t.cell_envs.update(part.cell_envs)
+        if t.cell_weeks is not None:
+            if part.cell_weeks is None:
+                t.cell_weeks = None
+            else:
+                t.cell_weeks.update(part.cell_weeks)
+        t.weeks |= part.weeks
+        t.run_cells |= part.run_cells
+        t.notable += part.notable  # sorted newest first before anything reads them
+        t.sample += part.sample
+    if len(t.run_cells) > MAX_SERIES_CELLS or len(t.environments) > 1:
+        t.cell_weeks = None  # as tally_report decides, on the cells of every part
+    t.sample.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    del t.sample[MTTR_TARGET_SAMPLE:]
+    return t
+
+
 def _mttr_by(tallies: Mapping[tuple[str, str, str], MttrTally], position: int
              ) -> tuple[tuple[str, fleet.Mttr], ...]:
     """MTTR per label at ``position`` of the tallies' keys, sorted by label."""
@@ -272,11 +323,11 @@ def _mttr_by(tallies: Mapping[tuple[str, str, str], MttrTally], position: int
     return tuple((label, merged[label].mttr()) for label in sorted(merged))
 
 
-def _mttr_target(sample: Iterable[Sequence[CriterionResult]]) -> float:
+def _mttr_target(sample: Iterable[tuple[datetime, str, Sequence[CriterionResult]]]) -> float:
     """The most common bound of the experiments' criteria on recovery_s (seconds), over the
     criteria of the first MTTR_TARGET_SAMPLE runs."""
     bounds: Counter[float] = Counter()
-    for criteria in sample:  # the experiments' criteria repeat run after run
+    for _started, _run_id, criteria in sample:  # the experiments' criteria repeat run after run
         for c in criteria:
             head, _, rest = c.expected.partition(" <= ")
             if head == "recovery_s" and " " not in rest:
@@ -592,27 +643,55 @@ def build_resilience_report(runs: Iterable[RunLike], now: datetime, since: datet
     ``runs`` may hold more: runs before ``since`` give coverage's "last tested", the trend's
     previous period and the rolling error budget. They are read once (tally_report), and every
     figure comes from that tally, as analytics' functions over the selected runs define it."""
+    with no_collections():
+        tally = resilience_tally(runs, now, since, until, cells, outlook, envs)
+        return resilience_report_of(tally, now, since, until, cells, outlook, envs)
+
+
+@contextmanager
+def no_collections() -> Iterator[None]:
+    """The garbage collector off: nothing here makes cycles, and a collection while the
+    tallies and the report fill up would only walk the fleet's runs again and again (at
+    100,000 runs, a third of the time)."""
     collecting = gc.isenabled()
-    # Nothing here makes cycles: a collection while the tallies and the report fill up would
-    # only walk the fleet's runs again and again (at 100,000 runs, a third of the time).
     gc.disable()
     try:
-        return _build(runs, now, since, until, cells, outlook, envs)
+        yield
     finally:
         if collecting:
             gc.enable()
 
 
-def _build(runs: Iterable[RunLike], now: datetime, since: datetime, until: datetime | None,
+def resilience_tally(runs: Iterable[RunLike], now: datetime, since: datetime,
+                     until: datetime | None = None,
+                     cells: Sequence[str] | None = None,
+                     outlook: ScheduleOutlook | None = None,
+                     envs: Sequence[str] | None = None) -> ReportTally:
+    """What ``build_resilience_report`` reads of ``runs`` (tally_report), for its arguments:
+    the tallies of several sets of runs of other cells merge (merge_tallies)."""
+    end = until or now
+    if end - since <= timedelta(0):
+        raise ValueError(f"trend: period must be positive, got {end - since}")
+    budget_days = outlook.budget_period_days if outlook else 30.0
+    with no_collections():
+        return tally_report(runs, since, end, timedelta(days=budget_days), cells, envs)
+
+
+def resilience_report_of(t: ReportTally, now: datetime, since: datetime, until: datetime | None = None,
+                         cells: Sequence[str] | None = None, outlook: ScheduleOutlook | None = None,
+                         envs: Sequence[str] | None = None) -> dict[str, Any]:
+    """``build_resilience_report`` from the tally of its runs (``resilience_tally``)."""
+    with no_collections():
+        return _build(t, now, since, until, cells, outlook, envs)
+
+
+def _build(t: ReportTally, now: datetime, since: datetime, until: datetime | None,
            cells: Sequence[str] | None, outlook: ScheduleOutlook | None,
            envs: Sequence[str] | None) -> dict[str, Any]:
     end = until or now
     period = end - since
-    if period <= timedelta(0):
-        raise ValueError(f"trend: period must be positive, got {period}")
     budget_days = outlook.budget_period_days if outlook else 30.0
     budget_limit = (outlook.budget_max_pct if outlook else None) or assessment.BUDGET_FREEZE_PCT
-    t = tally_report(runs, since, end, timedelta(days=budget_days), cells, envs)
     rolling = fleet.rolling_budget_of(t.rolling, timedelta(days=budget_days))
     env_list = fleet.ordered_environments(t.environments)
     label = _env_label(env_list)
