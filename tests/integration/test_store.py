@@ -42,6 +42,7 @@ from gameday.store import (
     redact_url,
     resolve_store_url,
 )
+from gameday.store._schema import FIGURE_COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -763,9 +764,68 @@ OPEN_AND_WRITE = textwrap.dedent("""
 """)
 
 
+def back_to_version_4(conn: sa.Connection) -> None:
+    """The tables as version 4 had them: the journal in runs, no figure columns."""
+    conn.execute(sa.text("DROP TABLE journals"))
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN journal JSON"))
+    for name in FIGURE_COLUMNS:
+        conn.execute(sa.text(f"ALTER TABLE runs DROP COLUMN figure_{name}"))
+
+
 def drop_version_4_columns(conn: sa.Connection) -> None:
+    back_to_version_4(conn)
     conn.execute(sa.text("ALTER TABLE runs DROP COLUMN environment"))
     conn.execute(sa.text("ALTER TABLE samples DROP COLUMN timed_out"))
+
+
+def test_a_version_4_store_gets_its_figure_columns_and_its_journals_moved(store_url: str) -> None:
+    """4 -> 5: each run's report figures copied to columns of their own (as a new run's are
+    written), each journal moved to the journals table, and the runs' journal column gone; the
+    runs read as they did."""
+    Store.open(store_url).close()
+    engine = sa.create_engine(resolve_store_url(store_url))
+    at = T0 if "postgresql" in store_url else T0.replace(tzinfo=None)
+    figures = {
+        "seen": {"figures_version": 2, "impact": "seen", "recovery_s": 1.25, "adapted": True,
+                 "restore_s": 3, "rto_s": 0.5, "rpo_s": 0.0, "rpo_rows": 2, "downtime_s": 1.5,
+                 "samples": 120},
+        "odd": {"figures_version": 2, "impact": "maybe", "recovery_s": "fast", "adapted": 1,
+                "rpo_rows": 2.5, "restore_s": True},
+        "bare": {},
+    }
+    with engine.begin() as conn:
+        back_to_version_4(conn)
+        conn.execute(sa.text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
+        for i, (run_id, f) in enumerate(figures.items()):
+            conn.execute(sa.text(
+                "INSERT INTO runs (run_id, experiment, experiment_path, kind, cell, target, "
+                "started_utc, status, verdict, figures, criteria, journal, schema_version, environment) "
+                "VALUES (:id, 'x', 'x.yaml', 'db-failover', 'cell-1', 'local', :t, 'completed', 'passed', "
+                ":f, '[]', :j, 4, 'sandbox')"),
+                {"id": run_id, "t": at + timedelta(minutes=i), "f": json.dumps(f),
+                 "j": None if run_id == "bare" else json.dumps({"title": run_id, "run": [1, 2]})})
+    engine.dispose()
+    names = sorted(FIGURE_COLUMNS)
+    with Store.open(store_url) as store:
+        seen, odd, bare = (store.get_run(r) for r in figures)
+        assert seen is not None and odd is not None and bare is not None
+        assert (seen.figures, odd.figures, bare.figures) == tuple(figures.values())
+        assert seen.journal == {"title": "seen", "run": [1, 2]} and bare.journal is None
+        assert [r.journal for r in store.list_runs()] == [None, odd.journal, seen.journal]
+        lean = {r.run_id: dict(r.figures) for r in store.report_runs(figures=names)}
+        assert lean["seen"] == {"impact": "seen", "recovery_s": 1.25, "adapted": True, "restore_s": 3.0,
+                                "rto_s": 0.5, "rpo_s": 0.0, "rpo_rows": 2, "downtime_s": 1.5}
+        assert lean["odd"] == lean["bare"] == dict.fromkeys(names)  # what reports read as no figure
+        # and as a run written now
+        store.create_run(make_run("now", started=T0 + timedelta(hours=1), figures=figures["seen"],
+                                  journal={"title": "now"}))
+        assert store.report_runs(figures=names)[0].figures == lean["seen"]
+    engine = sa.create_engine(resolve_store_url(store_url))
+    with engine.connect() as conn:
+        assert "journal" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert conn.execute(sa.text("SELECT count(*) FROM journals")).scalar() == 3
+        assert conn.execute(sa.text("SELECT value FROM meta")).scalar() == str(STORE_SCHEMA_VERSION)
+    engine.dispose()
 
 
 def test_a_version_3_store_labels_its_runs_and_upgrades_their_figures(store_url: str) -> None:

@@ -27,7 +27,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    Select,
     Text,
+    bindparam,
     case,
     cast,
     column,
@@ -167,10 +169,14 @@ class Store:
     def create_run(self, run: RunRecord) -> None:
         values = _columns(run)
         _check_run_values(values)
+        journal = values.pop("journal")
         values["criteria"] = _criteria_to_json(run.criteria)
         values["objectives"] = _objectives_to_json(run.objectives)
+        values.update(schema.figure_columns(run.figures))
         with self._write(f"create run {run.run_id!r}") as conn:
             conn.execute(schema.runs.insert().values(values))
+            if journal is not None:
+                conn.execute(schema.journals.insert().values(run_id=run.run_id, journal=journal))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set ``fields`` (any RunRecord field but run_id) of an existing run."""
@@ -182,19 +188,29 @@ class Store:
             return
         _check_run_values(fields)
         values = dict(fields)
+        journal = values.pop("journal", _MISSING)
         if "criteria" in values:
             values["criteria"] = _criteria_to_json(values["criteria"])
         if "objectives" in values:
             values["objectives"] = _objectives_to_json(values["objectives"])
+        if "figures" in values:
+            values.update(schema.figure_columns(values["figures"]))
         with self._write(f"update run {run_id!r}") as conn:
-            runs = schema.runs
-            result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(values))
+            runs, journals = schema.runs, schema.journals
+            # SET run_id = run_id: an UPDATE that only counts the row, when only the journal changes
+            result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+                values or {"run_id": run_id}))
             if result.rowcount == 0:
                 raise StoreError(f"update run {run_id!r}: no such run in {self.url}")
+            if journal is not _MISSING:
+                conn.execute(journals.delete().where(journals.c.run_id == run_id))
+                if journal is not None:
+                    conn.execute(journals.insert().values(run_id=run_id, journal=journal))
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._read(f"read run {run_id!r}") as conn:
-            row = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
+            row = conn.execute(_with_journal(select(schema.runs)).where(schema.runs.c.run_id == run_id)
+                               ).mappings().first()
         return None if row is None else _run_from(row)
 
     def list_runs(self, *, cell: str | None = None, limit: int | None = 100,
@@ -209,8 +225,9 @@ class Store:
         if limit is not None and limit < 0:
             raise StoreError(f"list_runs: limit must be 0 or more, found {limit}")
         runs = schema.runs
-        columns = [c for c in runs.c if with_journal or c.name != "journal"]
-        query = select(*columns).order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+        query = select(runs).order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+        if with_journal:
+            query = _with_journal(query)
         if limit is not None:
             query = query.limit(limit)
         if cell is not None:
@@ -278,29 +295,32 @@ class Store:
         runs = schema.runs
         with self._read("list runs for a report") as conn:
             sqlite = conn.dialect.name == "sqlite"
+            # The figures with a column of their own are read from it; any other from the JSON.
+            native = [] if names is None else [n for n in names if n in schema.FIGURE_COLUMNS]
+            others = None if names is None else [n for n in names if n not in schema.FIGURE_COLUMNS]
             figure_column: Any
             source: Any = None
-            if names is None:
+            if others is None:
                 figure_column = cast(runs.c.figures, Text)
-            elif not names:
+            elif not others:
                 figure_column = literal("[]", Text)
             elif sqlite:
                 # json_extract of two paths or more parses the document once and answers a JSON
                 # array of the values (null for a missing one); one name is asked for twice.
-                paths = [_json_path(n) for n in (names if len(names) > 1 else list(names) * 2)]
+                paths = [_json_path(n) for n in (others if len(others) > 1 else others * 2)]
                 figure_column = type_coerce(func.json_extract(runs.c.figures, *map(literal, paths)), Text)
             else:
                 # json_to_record parses the document once; figures -> 'name' would parse it again
                 # for every name
                 record = func.json_to_record(runs.c.figures).table_valued(
-                    *(column(n, JSON) for n in names)).render_derived(name="f", with_types=True)
+                    *(column(n, JSON) for n in others)).render_derived(name="f", with_types=True)
                 source = runs.join(record, true())
-                figure_column = cast(func.json_build_array(*(record.c[n] for n in names)), Text)
+                figure_column = cast(func.json_build_array(*(record.c[n] for n in others)), Text)
             query = select(type_coerce(runs.c.started_utc, Text),
                            runs.c.run_id, runs.c.cell, runs.c.kind, runs.c.target, runs.c.environment,
                            runs.c.verdict, runs.c.reason, runs.c.window_id,
-                           cast(runs.c.objectives, Text), figure_column,
-                           _SQLITE_CRITERIA if sqlite else _PG_CRITERIA)
+                           cast(runs.c.objectives, Text), _SQLITE_CRITERIA if sqlite else _PG_CRITERIA,
+                           figure_column, *(schema.FIGURE_COLUMNS[n] for n in native))
             if source is not None:
                 query = query.select_from(source)
             query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
@@ -328,7 +348,7 @@ class Store:
                 streams = conn.dialect.loaded_dbapi.pq.version() >= 170000
                 rows = _streamed(conn, query) if streams else _fetched(conn, query)
             try:
-                yield from _report_rows(rows, names, sqlite)
+                yield from _report_rows(rows, others, native, sqlite)
             except conn.dialect.loaded_dbapi.Error as exc:  # psycopg's own, from a stream
                 raise StoreError(f"list runs for a report in {self.url} failed: "
                                  f"{self._short(exc)}") from exc
@@ -734,6 +754,9 @@ def _migrate(conn: Connection, version: int, missing: set[str]) -> None:
             altered.add(table_name)
         if step == 3 and "runs" not in missing:
             _label_and_upgrade_runs(conn)
+        if step == 4 and "runs" not in missing:
+            _fill_figure_columns_and_move_journals(conn)
+            missing.discard(schema.journals.name)
     for table_name in sorted(altered):
         table = schema.metadata.tables[table_name]
         for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
@@ -751,6 +774,29 @@ def _label_and_upgrade_runs(conn: Connection) -> None:
         conn.execute(runs.update().where(runs.c.run_id == run_id).values(
             environment="sandbox" if target == "local" else "unknown",
             figures=upgrade_v1(kind, dict(figures or {}))))
+
+
+_MIGRATION_PART: Final = 5000  # runs upgraded at a time: memory stays flat over a fleet's years
+
+
+def _fill_figure_columns_and_move_journals(conn: Connection) -> None:
+    """Store schema 4 -> 5: every run's figure columns from its figures (schema.figure_columns,
+    as a new run's are written), its journal moved to the journals table, and the runs'
+    journal column dropped."""
+    runs = schema.runs
+    conn.execute(CreateTable(schema.journals, if_not_exists=True))
+    last = ""
+    while True:
+        rows = conn.execute(select(runs.c.run_id, runs.c.figures).where(runs.c.run_id > last)
+                            .order_by(runs.c.run_id).limit(_MIGRATION_PART)).all()
+        if not rows:
+            break
+        conn.execute(runs.update().where(runs.c.run_id == bindparam("id")), [
+            {"id": run_id, **schema.figure_columns(figures or {})} for run_id, figures in rows])
+        last = rows[-1][0]
+    conn.execute(text("INSERT INTO journals (run_id, journal) SELECT run_id, journal FROM runs "
+                      "WHERE journal IS NOT NULL AND CAST(journal AS TEXT) <> 'null'"))
+    conn.execute(text("ALTER TABLE runs DROP COLUMN journal"))
 
 
 def _schema_state(conn: Connection) -> tuple[str | None, set[str]]:
@@ -908,6 +954,13 @@ def _columns(record: RunRecord | LedgerFault | WindowRecord) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
+def _with_journal(query: Select[Any]) -> Select[Any]:
+    """``query`` of runs with each run's journal (None when it has none)."""
+    journals = schema.journals
+    return query.add_columns(journals.c.journal).outerjoin(
+        journals, journals.c.run_id == schema.runs.c.run_id)
+
+
 def _run_from(row: RowMapping) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"], experiment=row["experiment"], experiment_path=row["experiment_path"],
@@ -926,6 +979,7 @@ def _run_from(row: RowMapping) -> RunRecord:
 _MISSING: Final[Any] = object()
 _DECODER: Final = json.JSONDecoder()
 _FEW_CELLS: Final = 32
+_REPORT_FIXED: Final = 12  # columns of the report read before the figure columns
 _REPORT_PART: Final = 2000  # rows fetched at a time: each part is made into runs before the next
 # The criteria of a run that passed come without their actual values (a report shows only
 # those of runs that did not): they then repeat run after run, and are parsed once.
@@ -964,18 +1018,28 @@ def _streamed(conn: Connection, query: Any) -> Generator[tuple[Any, ...], None, 
         cursor.close()
 
 
-def _report_rows(rows: Iterable[Any], names: Sequence[str] | None, sqlite: bool) -> Iterator[ReportRun]:
-    """The report read's rows as ReportRuns (Store.report_runs)."""
+def _report_rows(rows: Iterable[Any], others: Sequence[str] | None, native: Sequence[str],
+                 sqlite: bool) -> Iterator[ReportRun]:
+    """The report read's rows as ReportRuns (Store.report_runs): the figures ``native`` from
+    their columns, ``others`` from the JSON array read (None: every figure, the document)."""
     when = _sqlite_time if sqlite else _driver_time
     seen: dict[str, str] = {}  # one object per cell, kind and environment: keys of the report's tallies
     intern: Callable[[str, str], str] = seen.setdefault
     decode = _DECODER.raw_decode
     objectives: dict[str | None, CellObjectives | None] = {None: None}
     criteria: dict[tuple[str | None, bool], tuple[CriterionResult, ...]] = {}
-    for (started, run_id, cell, kind, target, env, verdict, reason, window_id, objectives_text,
-         figure_text, criteria_text) in rows:
-        found = decode(figure_text)[0]
-        values = found if names is None else dict(zip(names, found, strict=False))
+    # SQLite answers a boolean as 0 or 1
+    adapted = "adapted" if sqlite and "adapted" in native else None
+    for row in rows:
+        (started, run_id, cell, kind, target, env, verdict, reason, window_id, objectives_text,
+         criteria_text, figure_text) = row[:_REPORT_FIXED]
+        values = dict(zip(native, row[_REPORT_FIXED:], strict=True))
+        if adapted is not None and values[adapted] is not None:
+            values[adapted] = values[adapted] == 1
+        if others is None:
+            values = decode(figure_text)[0]
+        elif others:
+            values.update(zip(others, decode(figure_text)[0], strict=False))
         goals = objectives.get(objectives_text, _MISSING)
         if goals is _MISSING:
             parsed = decode(objectives_text)[0]
