@@ -34,7 +34,7 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None,
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    live, show = _progress_renderer(progress_console)
+    live, show = _progress_renderer(progress_console())
     with exit_codes():
         if live is not None:
             with live:
@@ -62,7 +62,7 @@ def demo(state_dir: Path, experiments: Path, store_url: str | None,
                       _fmt(f.get("failover_s") if r.kind == "db-failover"
                            else f.get("scale_out_s"), " s"),
                       _fmt(f.get("rto_s"), " s"), _fmt(f.get("rpo_rows")))
-    progress_console.print(table)
+    progress_console().print(table)
     say("users affected: how long the runner's probes saw the cell breach its tolerance; "
         "recovery: from the end of the cause (a sustained fault's removal) until stable. "
         "cause gone, full redundancy, failover and scale-out are the sandbox's own events. "

@@ -8,22 +8,30 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
 
 from gameday.errors import GamedayError, InputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT = 2
 EXIT_INTERNAL = 3
 
-# Results go to stdout; progress and errors to stderr, so `--json` output stays parseable.
-progress_console = Console(stderr=True, highlight=False,
-                           width=None if sys.stderr.isatty() else 160)
+
+@cache
+def progress_console() -> Console:
+    """Where progress goes. Results go to stdout; progress and errors to stderr, so `--json`
+    output stays parseable. Made at first use: commands that print no progress import no rich."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 # C0 and C1 control characters (and DEL): a title or an error text from a file or a target
@@ -48,7 +56,7 @@ def literal_lines(text: object) -> str:
 def say(message: str) -> None:
     """Progress on stderr, printed literally: messages carry names and texts from files and
     targets."""
-    progress_console.print(literal_lines(message), markup=False, highlight=False)
+    progress_console().print(literal_lines(message), markup=False, highlight=False)
 
 
 def fail(code: int, message: str) -> NoReturn:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gameday.cli.output import exit_codes, literal, print_json
 from gameday.cli.stores import open_store, store_option
+
+if TYPE_CHECKING:
+    from gameday.analytics.coverage import ScheduleOutlook
 
 out_option = click.option("--out", type=click.Path(path_type=Path),
                           help="Folder to write into (default reports/<kind>-<id or date>/).")
@@ -109,9 +113,7 @@ def resilience(since: str, cells: tuple[str, ...], environments: tuple[str, ...]
                out: Path | None, pdf: bool, as_json: bool) -> None:
     """The resilience report for leadership over a period (default the last 90 days)."""
     from gameday.config import DEFAULT_SCHEDULE_FILE
-    from gameday.config.schedule import load_schedule
     from gameday.reporting.reports import default_folder, parse_since, resilience_report
-    from gameday.scheduler.outlook import schedule_outlook
 
     names = [c.strip() for value in cells for c in value.split(",") if c.strip()]
     now = datetime.now(UTC)
@@ -120,10 +122,14 @@ def resilience(since: str, cells: tuple[str, ...], environments: tuple[str, ...]
         path = schedule_file if schedule_file is not None else (
             DEFAULT_SCHEDULE_FILE if DEFAULT_SCHEDULE_FILE.is_file() and not no_schedule
             else None)
-        schedule = load_schedule(path) if path is not None else None  # a bad file: exit 2
+        outlook: Callable[[datetime], ScheduleOutlook] | None = None
+        if path is not None:  # the schedule's parsing and the scheduler only when there is one
+            from gameday.config.schedule import load_schedule
+            from gameday.scheduler.outlook import schedule_outlook
+
+            outlook = partial(schedule_outlook, load_schedule(path))  # a bad file: exit 2
     _write(lambda store, at: resilience_report(
-        store, at, start, None, names or None,
-        schedule_outlook(schedule, at) if schedule is not None else None,
+        store, at, start, None, names or None, outlook(at) if outlook is not None else None,
         list(environments) or None),
         store_url, out, lambda at: default_folder("resilience", f"{at:%Y-%m-%d}"), pdf,
         as_json)

@@ -252,7 +252,7 @@ def run(experiment: Path, cell: str | None, cells_file: Path, store_url: str | N
     # Ctrl-C or SIGTERM: the run halts, reverts within a second, and is still recorded.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    live, show = _progress_renderer(progress_console)
+    live, show = _progress_renderer(progress_console())
     with exit_codes():
         prepared = prepare(request)  # bad input: exit 2 before the store is even opened
         open_store(store_url).close()

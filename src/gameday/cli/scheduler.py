@@ -48,7 +48,7 @@ def start(schedule_file: Path, store_url: str | None, reports_dir: Path | None,
     # A long-running daemon: SIGQUIT (Ctrl-\) prints every thread's stack and goes on, as a
     # JVM's does, so a scheduler that seems stuck can be asked where it is.
     faulthandler.register(signal.SIGQUIT, all_threads=True, chain=False)
-    _, show = _progress_renderer(progress_console)
+    _, show = _progress_renderer(progress_console())
     with exit_codes():
         schedule = load_schedule(schedule_file)  # bad input: exit 2, nothing scheduled
         open_store(store_url).close()  # reverts what a crash left behind

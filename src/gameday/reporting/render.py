@@ -23,7 +23,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from gameday.analytics.timeline import Bucket
+from gameday.collections_paused import no_collections
 from gameday.errors import GamedayError, InputError
+from gameday.forked import Forked, ForkedError, cpus
 from gameday.reporting import charts, links
 from gameday.reporting.context import REPORT_SCHEMA_VERSION
 from gameday.reporting.numbers import NO_VALUE, fmt
@@ -310,11 +312,24 @@ def render_index(listing: links.Listing, now: datetime) -> str:
     return html.replace("<head>\n", "<head>\n" + links.INDEX_MARK + "\n", 1)
 
 
+def _markdown_and_json(context: dict[str, Any]) -> tuple[str, str]:
+    return render_markdown(context), render_json(context)
+
+
 def _write_files(context: dict[str, Any], folder: Path) -> ReportFiles:
     check_folder(folder)
-    html = render_html(context)
-    markdown = render_markdown(context)
-    data = render_json(context)
+    if context.get("report") == "resilience" and cpus() > 1:
+        # A fleet's report is megabytes of each: a forked child renders two while this renders
+        # the page, and nothing is written before all three are rendered.
+        with Forked(_markdown_and_json, context, name="gameday-render") as other:
+            html = render_html(context)
+            try:
+                markdown, data = other.result()
+            except ForkedError as exc:
+                raise RuntimeError(f"rendering the Markdown and JSON reports failed: {exc.message}") from None
+    else:
+        html = render_html(context)
+        markdown, data = _markdown_and_json(context)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError, PermissionError) as exc:
@@ -337,6 +352,12 @@ def write_report(context: dict[str, Any], folder: Path, pdf: bool = False,
     Without ``in_root`` (a folder the user named: its parent is not ours) nothing is written
     beside the report, and an index there is updated only if it is one of ours already.
     """
+    with no_collections():  # rendering makes no cycles that outlive it; a fleet's report is large
+        return _write_report(context, folder, pdf, related, in_root)
+
+
+def _write_report(context: dict[str, Any], folder: Path, pdf: bool, related: links.Builder | None,
+                  in_root: bool) -> ReportFiles:
     if pdf:
         require_pdf()
     check_folder(folder)

@@ -11,25 +11,23 @@ Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import os
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from gameday.analytics.coverage import ScheduleOutlook
+from gameday.collections_paused import no_collections
 from gameday.errors import InputError
+from gameday.forked import Forked, ForkedError, cpus
 from gameday.reporting.context import build_run_report
 from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
 from gameday.reporting.resilience_context import (
     ReportTally,
     merge_tallies,
-    no_collections,
     resilience_report_of,
     resilience_tally,
 )
@@ -126,10 +124,11 @@ def resilience_report(store: Store, now: datetime, since: datetime,
     if cells:
         counts = {cell: n for cell, n in counts.items() if cell in set(cells)}
     if shards is None:
-        shards = min(MAX_SHARDS, _cpus()) if sum(counts.values()) >= SHARD_MIN_RUNS else 1
+        shards = min(MAX_SHARDS, cpus()) if sum(counts.values()) >= SHARD_MIN_RUNS else 1
     parts = _balanced(counts, min(shards, len(counts)))
-    tally = _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
-    return resilience_report_of(tally, now, since, end, cells, outlook, environments)
+    with no_collections():
+        tally = _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
+        return resilience_report_of(tally, now, since, end, cells, outlook, environments)
 
 
 # A fleet's year is some 100,000 runs: reading and tallying them is most of the report's time,
@@ -138,10 +137,6 @@ def resilience_report(store: Store, now: datetime, since: datetime,
 SHARD_MIN_RUNS = 20_000
 MAX_SHARDS = 4
 CHILD_RUN_COST = 1.5  # measured: benchmarks/reports.py, 100,000 runs in two parts
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _balanced(counts: Mapping[str, int], shards: int) -> list[tuple[str, ...]]:
@@ -178,48 +173,17 @@ class _ShardRead:
 
 
 def _sharded_tally(read: _ShardRead, parts: Sequence[tuple[str, ...]]) -> ReportTally:
-    """The first part tallied here while a forked child tallies each other part (its store
-    connections its own: Store drops the parent's at fork), their tallies merged."""
-    fork = multiprocessing.get_context("fork")  # the child is this process: the store, the imports
-    children = []
-    try:
-        for part in parts[1:]:
-            receive, send = fork.Pipe(duplex=False)
-            child = fork.Process(target=_tally_shard, args=(read, part, send), daemon=True,
-                                 name="gameday-report-shard")
-            child.start()
-            send.close()
-            children.append((child, receive))
+    """The first part tallied here while a forked child tallies each other part, their
+    tallies merged."""
+    with ExitStack() as children:
+        shards = [children.enter_context(Forked(read.tally, part, name="gameday-report-shard"))
+                  for part in parts[1:]]
         tallies = [read.tally(parts[0])]
-        for child, receive in children:
+        for shard in shards:
             try:
-                with no_collections():  # the tally is many small objects, and no cycles
-                    outcome, value = receive.recv()
-            except EOFError:
-                child.join(5)
-                raise StoreError(f"list runs for a report in {read.store.url}: a process reading "
-                                 f"some cells' runs ended (exit code {child.exitcode}) without "
-                                 "answering") from None
-            if outcome != "tally":
-                raise StoreError(value)
-            tallies.append(value)
+                tallies.append(shard.result())
+            except ForkedError as exc:
+                raise StoreError(exc.message if exc.kind == "StoreError" else
+                                 f"list runs for a report in {read.store.url}: {exc.kind}: {exc.message}"
+                                 ) from None
         return merge_tallies(tallies)
-    finally:
-        for child, receive in children:
-            receive.close()
-            child.join(5)
-            if child.is_alive():
-                child.kill()
-                child.join()
-
-
-def _tally_shard(read: _ShardRead, cells: tuple[str, ...], send: Connection) -> None:
-    gc.disable()  # a short life that makes no cycles: collections would only walk the tally
-    try:
-        send.send(("tally", read.tally(cells)))
-    except StoreError as exc:
-        send.send(("error", str(exc)))
-    except Exception as exc:  # the parent says what happened: this process has no terminal of its own
-        send.send(("error", f"list runs for a report in {read.store.url}: {type(exc).__name__}: {exc}"))
-    finally:
-        send.close()

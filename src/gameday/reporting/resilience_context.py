@@ -14,11 +14,9 @@ runs. Every figure then comes from the tallies, equal to its definition over the
 
 from __future__ import annotations
 
-import gc
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 from gameday.analytics import assessment, fleet
 from gameday.analytics.coverage import CoverageCell, CoverageTally, ScheduleOutlook, coverage_of
 from gameday.analytics.fleet import MttrTally, RunLike
+from gameday.collections_paused import no_collections
 from gameday.model import CriterionResult
 from gameday.reporting.context import KIND_WORDS, KINDS, REPORT_SCHEMA_VERSION, plain
 from gameday.reporting.numbers import fmt
@@ -646,20 +645,6 @@ def build_resilience_report(runs: Iterable[RunLike], now: datetime, since: datet
     with no_collections():
         tally = resilience_tally(runs, now, since, until, cells, outlook, envs)
         return resilience_report_of(tally, now, since, until, cells, outlook, envs)
-
-
-@contextmanager
-def no_collections() -> Iterator[None]:
-    """The garbage collector off: nothing here makes cycles, and a collection while the
-    tallies and the report fill up would only walk the fleet's runs again and again (at
-    100,000 runs, a third of the time)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def resilience_tally(runs: Iterable[RunLike], now: datetime, since: datetime,

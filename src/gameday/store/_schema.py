@@ -116,7 +116,8 @@ runs = Table(
     # read it (figure_columns): a fleet's year of runs is read without parsing 100,000 documents.
     Column("figure_impact", String(16)),
     Column("figure_adapted", Boolean),
-    *(Column(f"figure_{name}", Double) for name in ("recovery_s", "restore_s", "rto_s", "rpo_s", "downtime_s")),
+    *(Column(f"figure_{name}", Double)
+      for name in ("recovery_s", "restore_s", "rto_s", "rpo_s", "downtime_s")),
     Column("figure_rpo_rows", BigInteger),  # a count of writes
 )
 Index("runs_cell_started_idx", runs.c.cell, runs.c.started_utc)

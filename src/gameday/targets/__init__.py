@@ -14,11 +14,13 @@ Retries, timeouts, ledger and journaling stay in the engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gameday.config.cells import Cell
 from gameday.errors import InputError
 from gameday.targets.base import FAULT_KINDS, Probe, Target
+
+if TYPE_CHECKING:  # a type only: reconciling the ledger (every store command) parses no cells file
+    from gameday.config.cells import Cell
 
 
 def target_unavailable(cell: Cell) -> str | None:
