@@ -4,6 +4,7 @@
     window_report(store, window_id, now)                   -> report data
     resilience_report(store, now, since, until, cells,
                       outlook, environments)               -> report data
+    resilience_report_tally(store, ...)                    -> what it reads, tallied
     parse_since("90d", now)                                -> datetime
 
 Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
@@ -100,7 +101,20 @@ def resilience_report(store: Store, now: datetime, since: datetime,
                       environments: Sequence[str] | None = None,
                       shards: int | None = None) -> dict[str, Any]:
     """The resilience report's data; ``outlook``: the schedule's plan as plain data (the CLI
-    builds it from the scheduler; None: no schedule, coverage says so).
+    builds it from the scheduler; None: no schedule, coverage says so). ``shards``: see
+    ``resilience_report_tally``."""
+    with no_collections():
+        tally = resilience_report_tally(store, now, since, until, cells, outlook, environments, shards)
+        return resilience_report_of(tally, now, since, until or now, cells, outlook, environments)
+
+
+def resilience_report_tally(store: Store, now: datetime, since: datetime,
+                            until: datetime | None = None,
+                            cells: Sequence[str] | None = None,
+                            outlook: ScheduleOutlook | None = None,
+                            environments: Sequence[str] | None = None,
+                            shards: int | None = None) -> ReportTally:
+    """What the resilience report reads of the store, tallied (resilience_tally).
 
     ``shards``: how many processes read and tally the runs, each the runs of its own cells
     (None: one per CPU, up to MAX_SHARDS, when there are SHARD_MIN_RUNS runs or more; else one).
@@ -127,8 +141,7 @@ def resilience_report(store: Store, now: datetime, since: datetime,
         shards = min(MAX_SHARDS, cpus()) if sum(counts.values()) >= SHARD_MIN_RUNS else 1
     parts = _balanced(counts, min(shards, len(counts)))
     with no_collections():
-        tally = _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
-        return resilience_report_of(tally, now, since, end, cells, outlook, environments)
+        return _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
 
 
 # A fleet's year is some 100,000 runs: reading and tallying them is most of the report's time,
