@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -23,6 +24,13 @@ JOIN_S = 5.0  # how long a child that answered is given to exit before it is kil
 def cpus() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def may_fork() -> bool:
+    """Whether forking helps and is safe: another CPU to run on, and no other thread here (a
+    child forked while a thread holds a lock, the logging module's say, would wait on it
+    forever)."""
+    return cpus() > 1 and threading.active_count() == 1
 
 
 class ForkedError(Exception):

@@ -215,7 +215,7 @@ def test_secrets_appear_nowhere(shared_sandbox: Sandbox, postgres_server: Any,
     assert out["verdict"] == "failed" and out["reason"].startswith("missed: no more than ***")
     assert out["experiment"] == "Secrets drill ${inline_token} ${env_token} ${cell_token} " \
                                 "${gameday_store} ***"
-    journal = json.loads(next(r for r in tables["runs"].splitlines()
+    journal = json.loads(next(r for r in tables["journals"].splitlines()
                               if run_id in r))["journal"]
     assert journal["experiment"]["title"].startswith("Secrets drill ***")
     failed = [r for r in journal["run"] if r["activity"]["name"] == "echo-the-secrets"]

@@ -57,3 +57,19 @@ def test_leaving_reaps_a_child_that_was_never_asked() -> None:
     with child:
         pass
     assert not child._child.is_alive() and child._child.exitcode == 0
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    import threading
+
+    from gameday.forked import cpus, may_fork
+
+    assert may_fork() == (cpus() > 1)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not may_fork()
+    finally:
+        stop.set()
+        other.join()

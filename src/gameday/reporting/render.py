@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from gameday.analytics.timeline import Bucket
 from gameday.collections_paused import no_collections
 from gameday.errors import GamedayError, InputError
-from gameday.forked import Forked, ForkedError, cpus
+from gameday.forked import Forked, ForkedError, may_fork
 from gameday.reporting import charts, links
 from gameday.reporting.context import REPORT_SCHEMA_VERSION
 from gameday.reporting.numbers import NO_VALUE, fmt
@@ -318,7 +318,7 @@ def _markdown_and_json(context: dict[str, Any]) -> tuple[str, str]:
 
 def _write_files(context: dict[str, Any], folder: Path) -> ReportFiles:
     check_folder(folder)
-    if context.get("report") == "resilience" and cpus() > 1:
+    if context.get("report") == "resilience" and may_fork():
         # A fleet's report is megabytes of each: a forked child renders two while this renders
         # the page, and nothing is written before all three are rendered.
         with Forked(_markdown_and_json, context, name="gameday-render") as other:

@@ -23,7 +23,7 @@ from typing import Any
 from gameday.analytics.coverage import ScheduleOutlook
 from gameday.collections_paused import no_collections
 from gameday.errors import InputError
-from gameday.forked import Forked, ForkedError, cpus
+from gameday.forked import Forked, ForkedError, cpus, may_fork
 from gameday.reporting.context import build_run_report
 from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
 from gameday.reporting.resilience_context import (
@@ -138,7 +138,7 @@ def resilience_report_tally(store: Store, now: datetime, since: datetime,
     if cells:
         counts = {cell: n for cell, n in counts.items() if cell in set(cells)}
     if shards is None:
-        shards = min(MAX_SHARDS, cpus()) if sum(counts.values()) >= SHARD_MIN_RUNS else 1
+        shards = min(MAX_SHARDS, cpus()) if may_fork() and sum(counts.values()) >= SHARD_MIN_RUNS else 1
     parts = _balanced(counts, min(shards, len(counts)))
     with no_collections():
         return _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
