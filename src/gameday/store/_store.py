@@ -25,6 +25,7 @@ from typing import Any, Final, get_args
 from sqlalchemy import (
     JSON,
     Connection,
+    DateTime,
     Engine,
     RowMapping,
     Select,
@@ -512,13 +513,17 @@ class Store:
     def samples(self, run_id: str) -> list[Sample]:
         """The run's timeline, ordered by t (then by insertion)."""
         table = schema.samples
-        query = select(table).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
         with self._read(f"read samples of run {run_id!r}") as conn:
-            rows = conn.execute(query).mappings().all()
-        return [Sample(t=r["t"], utc=r["utc"], ok=bool(r["ok"]), latency_ms=r["latency_ms"],
-                       status=r["status"], error=r["error"], write_seq=r["write_seq"],
-                       payment_id=r["payment_id"], timed_out=bool(r["timed_out"]))
-                for r in rows]
+            sqlite = conn.dialect.name == "sqlite"
+            # A run is thousands of samples: their times are parsed here, without SQLAlchemy's
+            # per-value processing (as report_runs reads)
+            query = select(table.c.t, _driver_value(table.c.utc, sqlite), table.c.ok, table.c.latency_ms,
+                           table.c.status, table.c.error, table.c.write_seq, table.c.payment_id,
+                           table.c.timed_out).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
+            rows = conn.execute(query).all()
+        when = _sqlite_time if sqlite else _driver_time
+        return [Sample(t, when(utc), bool(ok), latency, status, error, seq, payment, bool(timed_out))
+                for t, utc, ok, latency, status, error, seq, payment, timed_out in rows]
 
     def add_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         if not events:
@@ -531,11 +536,13 @@ class Store:
     def events(self, run_id: str) -> list[RunEvent]:
         """The run's events, ordered by t (then by insertion)."""
         table = schema.events
-        query = select(table).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
         with self._read(f"read events of run {run_id!r}") as conn:
-            rows = conn.execute(query).mappings().all()
-        return [RunEvent(t=r["t"], utc=r["utc"], source=r["source"], name=r["name"],
-                         detail=dict(r["detail"])) for r in rows]
+            sqlite = conn.dialect.name == "sqlite"
+            query = select(table.c.t, _driver_value(table.c.utc, sqlite), table.c.source, table.c.name,
+                           table.c.detail).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
+            rows = conn.execute(query).all()
+        when = _sqlite_time if sqlite else _driver_time
+        return [RunEvent(t, when(utc), source, name, dict(detail)) for t, utc, source, name, detail in rows]
 
     # ------------------------------------------------------------------ fault ledger
 
@@ -1069,6 +1076,12 @@ def _report_criteria(text: str | None, passed: bool) -> tuple[CriterionResult, .
 def _json_path(name: str) -> str:
     """A SQLite JSON path to the top-level key ``name`` (quoted: any key, dots included)."""
     return "$." + json.dumps(name)
+
+
+def _driver_value(time_column: Any, sqlite: bool) -> Any:
+    """A UtcDateTime column as the driver answers it, for _sqlite_time or _driver_time: SQLite's
+    text, PostgreSQL's datetime in the session's zone."""
+    return type_coerce(time_column, Text) if sqlite else type_coerce(time_column, DateTime(timezone=True))
 
 
 def _sqlite_time(value: str) -> datetime:
