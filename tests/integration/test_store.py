@@ -765,11 +765,12 @@ OPEN_AND_WRITE = textwrap.dedent("""
 
 
 def back_to_version_4(conn: sa.Connection) -> None:
-    """The tables as version 4 had them: the journal in runs, no figure columns."""
+    """The tables as version 4 had them: the journal in runs, no figure columns or outlines."""
     conn.execute(sa.text("DROP TABLE journals"))
     conn.execute(sa.text("ALTER TABLE runs ADD COLUMN journal JSON"))
     for name in FIGURE_COLUMNS:
         conn.execute(sa.text(f"ALTER TABLE runs DROP COLUMN figure_{name}"))
+    conn.execute(sa.text("ALTER TABLE runs DROP COLUMN criteria_outline"))
 
 
 def drop_version_4_columns(conn: sa.Connection) -> None:
@@ -793,6 +794,7 @@ def test_a_version_4_store_gets_its_figure_columns_and_its_journals_moved(store_
                 "rpo_rows": 2.5, "restore_s": True},
         "bare": {},
     }
+    criterion = {"name": "recovery", "expected": "recovery_s <= 5", "actual": "1.25 s", "ok": True}
     with engine.begin() as conn:
         back_to_version_4(conn)
         conn.execute(sa.text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
@@ -800,9 +802,10 @@ def test_a_version_4_store_gets_its_figure_columns_and_its_journals_moved(store_
             conn.execute(sa.text(
                 "INSERT INTO runs (run_id, experiment, experiment_path, kind, cell, target, "
                 "started_utc, status, verdict, figures, criteria, journal, schema_version, environment) "
-                "VALUES (:id, 'x', 'x.yaml', 'db-failover', 'cell-1', 'local', :t, 'completed', 'passed', "
-                ":f, '[]', :j, 4, 'sandbox')"),
+                "VALUES (:id, 'x', 'x.yaml', 'db-failover', 'cell-1', 'local', :t, 'completed', :v, "
+                ":f, :c, :j, 4, 'sandbox')"),
                 {"id": run_id, "t": at + timedelta(minutes=i), "f": json.dumps(f),
+                 "v": "failed" if run_id == "odd" else "passed", "c": json.dumps([criterion]),
                  "j": None if run_id == "bare" else json.dumps({"title": run_id, "run": [1, 2]})})
     engine.dispose()
     names = sorted(FIGURE_COLUMNS)
@@ -816,6 +819,11 @@ def test_a_version_4_store_gets_its_figure_columns_and_its_journals_moved(store_
         assert lean["seen"] == {"impact": "seen", "recovery_s": 1.25, "adapted": True, "restore_s": 3.0,
                                 "rto_s": 0.5, "rpo_s": 0.0, "rpo_rows": 2, "downtime_s": 1.5}
         assert lean["odd"] == lean["bare"] == dict.fromkeys(names)  # what reports read as no figure
+        # a report reads a passing run's criteria without their actual values, a failed one's whole
+        read = {r.run_id: r.criteria for r in store.report_runs(figures=names)}
+        assert read["seen"] == read["bare"] == (CriterionResult("recovery", "recovery_s <= 5", "", True),)
+        assert read["odd"] == (CriterionResult("recovery", "recovery_s <= 5", "1.25 s", True),)
+        assert seen.criteria == [CriterionResult("recovery", "recovery_s <= 5", "1.25 s", True)]
         # and as a run written now
         store.create_run(make_run("now", started=T0 + timedelta(hours=1), figures=figures["seen"],
                                   journal={"title": "now"}))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ def resilience_report_tally(store: Store, now: datetime, since: datetime,
     """What the resilience report reads of the store, tallied (resilience_tally).
 
     ``shards``: how many processes read and tally the runs, each the runs of its own cells
-    (None: one per CPU, up to MAX_SHARDS, when there are SHARD_MIN_RUNS runs or more; else one).
+    (None: one per CPU, up to MAX_SHARDS, when there are SHARD_MIN_RUNS runs or more and this
+    process runs no other thread; else one).
     """
     end = until or now
     # The previous period too: the report's trend compares against it (and coverage's "last
@@ -136,10 +137,12 @@ def resilience_report_tally(store: Store, now: datetime, since: datetime,
                       (now, since, end, cells, outlook, environments))
     counts = store.run_counts(since=earliest, until=end) if shards is None or shards > 1 else {}
     if cells:
-        counts = {cell: n for cell, n in counts.items() if cell in set(cells)}
+        wanted = set(cells)
+        counts = {cell: n for cell, n in counts.items() if cell in wanted}
     if shards is None:
         shards = min(MAX_SHARDS, cpus()) if may_fork() and sum(counts.values()) >= SHARD_MIN_RUNS else 1
     parts = _balanced(counts, min(shards, len(counts)))
+    read = replace(read, readers=len(parts))
     with no_collections():
         return _sharded_tally(read, parts) if len(parts) > 1 else read.tally(tuple(cells) if cells else None)
 
@@ -179,9 +182,12 @@ class _ShardRead:
     environments: tuple[str, ...] | None
     report: tuple[Any, ...]  # resilience_tally's arguments after the runs
 
+    readers: int = 1  # how many of these reads run at once
+
     def tally(self, cells: Sequence[str] | None) -> ReportTally:
         runs = self.store.stream_report_runs(since=self.earliest, until=self.end, cells=cells,
-                                             environments=self.environments, figures=RESILIENCE_FIGURES)
+                                             environments=self.environments, figures=RESILIENCE_FIGURES,
+                                             readers=self.readers)
         return resilience_tally(runs, *self.report)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -119,6 +119,9 @@ runs = Table(
     *(Column(f"figure_{name}", Double)
       for name in ("recovery_s", "restore_s", "rto_s", "rpo_s", "downtime_s")),
     Column("figure_rpo_rows", BigInteger),  # a count of writes
+    # v5: the criteria without their actual values (criteria_outline): what a report reads of a
+    # run that passed, the same run after run, so read and parsed once
+    Column("criteria_outline", JSON(none_as_null=True)),
 )
 Index("runs_cell_started_idx", runs.c.cell, runs.c.started_utc)
 Index("runs_window_idx", runs.c.window_id)
@@ -158,6 +161,11 @@ def figure_columns(figures: Mapping[str, Any]) -> dict[str, Any]:
             value = float(value)
         out[column.name] = value
     return out
+
+
+def criteria_outline(criteria: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Stored criteria (name, expected, actual, ok) without their actual values."""
+    return [{"name": c["name"], "expected": c["expected"], "ok": c["ok"]} for c in criteria]
 
 
 def _row_id() -> Column[int]:
@@ -252,8 +260,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("runs.window_id", "runs.objectives"),
     2: ("windows.claim_holder", "windows.claim_expires_utc"),
     3: ("runs.environment", "samples.timed_out"),
-    4: tuple(f"runs.{column.name}" for column in FIGURE_COLUMNS.values()),
+    4: (*(f"runs.{column.name}" for column in FIGURE_COLUMNS.values()), "runs.criteria_outline"),
 }
 # And what a step does to the data once its columns exist: 3 -> 4 labels every run's evidence
 # and upgrades its figures to version 2 (gameday.model.figures.upgrade_v1); 4 -> 5 fills the
-# figure columns and moves every journal to the journals table.
+# figure columns and the criteria outlines, and moves every journal to the journals table.

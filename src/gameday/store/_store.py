@@ -172,6 +172,7 @@ class Store:
         _check_run_values(values)
         journal = values.pop("journal")
         values["criteria"] = _criteria_to_json(run.criteria)
+        values["criteria_outline"] = schema.criteria_outline(values["criteria"])
         values["objectives"] = _objectives_to_json(run.objectives)
         values.update(schema.figure_columns(run.figures))
         with self._write(f"create run {run.run_id!r}") as conn:
@@ -192,6 +193,7 @@ class Store:
         journal = values.pop("journal", _MISSING)
         if "criteria" in values:
             values["criteria"] = _criteria_to_json(values["criteria"])
+            values["criteria_outline"] = schema.criteria_outline(values["criteria"])
         if "objectives" in values:
             values["objectives"] = _objectives_to_json(values["objectives"])
         if "figures" in values:
@@ -279,20 +281,26 @@ class Store:
     def stream_report_runs(self, *, since: datetime | None = None, until: datetime | None = None,
                            cells: Sequence[str] | None = None,
                            environments: Sequence[str] | None = None,
-                           figures: Collection[str] | None = None) -> Iterator[ReportRun]:
+                           figures: Collection[str] | None = None,
+                           readers: int = 1) -> Iterator[ReportRun]:
         """``report_runs`` one run at a time, as the database answers them: a report tallies
         them as they come, holding only what it keeps, while PostgreSQL goes on answering. The
-        read holds its connection until the last run is read, or the iterator is closed."""
+        read holds its connection until the last run is read, or the iterator is closed.
+
+        ``readers``: how many such reads run at once (a report's shards, each its own cells).
+        Alone, PostgreSQL is asked to share the read among its parallel workers; beside others,
+        not (their processes take the CPUs)."""
         names = sorted(set(figures)) if figures is not None else None
         for bound in (since, until):  # as UtcDateTime checks what it binds (PostgreSQL's rows bypass it)
             if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
                 raise StoreError(f"list runs for a report in {self.url}: expected a timezone-aware "
                                  f"datetime, found naive {bound.isoformat()}")
         self._check_open("list runs for a report")
-        return self._report_runs(since, until, cells, environments, names)
+        return self._report_runs(since, until, cells, environments, names, readers)
 
     def _report_runs(self, since: datetime | None, until: datetime | None, cells: Sequence[str] | None,
-                     environments: Sequence[str] | None, names: Sequence[str] | None) -> Iterator[ReportRun]:
+                     environments: Sequence[str] | None, names: Sequence[str] | None,
+                     readers: int) -> Iterator[ReportRun]:
         runs = schema.runs
         with self._read("list runs for a report") as conn:
             sqlite = conn.dialect.name == "sqlite"
@@ -320,7 +328,7 @@ class Store:
             query = select(type_coerce(runs.c.started_utc, Text),
                            runs.c.run_id, runs.c.cell, runs.c.kind, runs.c.target, runs.c.environment,
                            runs.c.verdict, runs.c.reason, runs.c.window_id,
-                           cast(runs.c.objectives, Text), _SQLITE_CRITERIA if sqlite else _PG_CRITERIA,
+                           cast(runs.c.objectives, Text), _CRITERIA,
                            figure_column, *(schema.FIGURE_COLUMNS[n] for n in native))
             if source is not None:
                 query = query.select_from(source)
@@ -344,7 +352,7 @@ class Store:
             if sqlite:
                 rows = _fetched(conn, query)
             else:
-                _prefer_parallel(conn)
+                _prefer_parallel(conn, readers <= 1)
                 # psycopg answers rows by the chunk from libpq 17 on; before, the whole result at once
                 streams = conn.dialect.loaded_dbapi.pq.version() >= 170000
                 rows = _streamed(conn, query) if streams else _fetched(conn, query)
@@ -792,19 +800,21 @@ _MIGRATION_PART: Final = 5000  # runs upgraded at a time: memory stays flat over
 
 
 def _fill_figure_columns_and_move_journals(conn: Connection) -> None:
-    """Store schema 4 -> 5: every run's figure columns from its figures (schema.figure_columns,
-    as a new run's are written), its journal moved to the journals table, and the runs'
-    journal column dropped."""
+    """Store schema 4 -> 5: every run's figure columns and criteria outline from its figures
+    and criteria (as a new run's are written), its journal moved to the journals table, and
+    the runs' journal column dropped."""
     runs = schema.runs
     conn.execute(CreateTable(schema.journals, if_not_exists=True))
     last = ""
     while True:
-        rows = conn.execute(select(runs.c.run_id, runs.c.figures).where(runs.c.run_id > last)
-                            .order_by(runs.c.run_id).limit(_MIGRATION_PART)).all()
+        rows = conn.execute(select(runs.c.run_id, runs.c.figures, runs.c.criteria)
+                            .where(runs.c.run_id > last).order_by(runs.c.run_id).limit(_MIGRATION_PART)).all()
         if not rows:
             break
         conn.execute(runs.update().where(runs.c.run_id == bindparam("id")), [
-            {"id": run_id, **schema.figure_columns(figures or {})} for run_id, figures in rows])
+            {"id": run_id, **schema.figure_columns(figures or {}),
+             "criteria_outline": schema.criteria_outline(criteria or [])}
+            for run_id, figures, criteria in rows])
         last = rows[-1][0]
     conn.execute(text("INSERT INTO journals (run_id, journal) SELECT run_id, journal FROM runs "
                       "WHERE journal IS NOT NULL AND CAST(journal AS TEXT) <> 'null'"))
@@ -995,20 +1005,19 @@ _REPORT_FIXED: Final = 12  # columns of the report read before the figure column
 _REPORT_PART: Final = 2000  # rows fetched at a time: each part is made into runs before the next
 # The criteria of a run that passed come without their actual values (a report shows only
 # those of runs that did not): they then repeat run after run, and are parsed once.
-_ACTUAL_PATHS: Final = tuple(literal(f"$[{i}].actual") for i in range(8))  # SQLite: the first 8
-_SQLITE_CRITERIA: Final = type_coerce(case(
-    (schema.runs.c.verdict == "passed", func.json_remove(schema.runs.c.criteria, *_ACTUAL_PATHS)),
-    else_=schema.runs.c.criteria), Text)
-_PG_CRITERIA: Final = literal_column(
-    "CASE WHEN runs.verdict = 'passed' THEN (SELECT jsonb_agg(c - 'actual') "
-    "FROM jsonb_array_elements(runs.criteria::jsonb) AS c)::text ELSE runs.criteria::text END", Text)
+_CRITERIA: Final = case(
+    (schema.runs.c.verdict == "passed",
+     func.coalesce(cast(schema.runs.c.criteria_outline, Text), cast(schema.runs.c.criteria, Text))),
+    else_=cast(schema.runs.c.criteria, Text))
 
 
-def _prefer_parallel(conn: Connection) -> None:
-    """PostgreSQL, for the report read's transaction: the JSON read row by row is what costs,
-    so let its parallel workers share it; and times in UTC (they come as datetime.UTC)."""
-    conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
-    conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
+def _prefer_parallel(conn: Connection, parallel: bool) -> None:
+    """PostgreSQL, for the report read's transaction: times in UTC (they come as datetime.UTC);
+    and, when ``parallel``, let its parallel workers share the read (the JSON read row by row
+    is what costs)."""
+    if parallel:
+        conn.exec_driver_sql("SET LOCAL parallel_setup_cost = 0")
+        conn.exec_driver_sql("SET LOCAL parallel_tuple_cost = 0")
     conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
 
 
