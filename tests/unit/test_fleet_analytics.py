@@ -947,10 +947,12 @@ def test_mttr_tallies_merge_to_the_tally_of_all_their_runs() -> None:
 @pytest.mark.parametrize("envs", [None, ("staging", "unknown")])
 def test_report_tallies_of_cells_apart_merge_to_the_report_of_all_their_runs(
         envs: tuple[str, ...] | None) -> None:
-    """The report's data from the tallies of parts of the fleet (each its own cells, read as the
-    store answers them: newest first), merged, is the report's data from one pass over them all:
-    the figures, the findings, the trend's series, the sample behind the MTTR target."""
+    """The report's data from the tallies of parts of the fleet (each its own cells, each cell's
+    runs newest first, as the store answers them), merged, is the report's data from one pass
+    over them all: the figures, the findings, the trend's series, the sample behind the MTTR
+    target."""
     import pickle
+    import random
 
     from gameday.reporting.resilience_context import (
         MTTR_TARGET_SAMPLE,
@@ -972,7 +974,9 @@ def test_report_tallies_of_cells_apart_merge_to_the_report_of_all_their_runs(
         for outlook in (None, plan):
             whole = build_resilience_report(runs, now, since, None, None, outlook, envs)
             for shares in (2, 3, len(cells)):
-                parts = [[r for r in runs if r.cell in cells[i::shares]] for i in range(shares)]
+                # cell by cell, as a shard reads (each cell's runs newest first)
+                parts = [sorted((r for r in runs if r.cell in cells[i::shares]), key=lambda r: r.cell,
+                                reverse=True) for i in range(shares)]
                 # as the shards send them: pickled, in another process's objects
                 tallies = [pickle.loads(pickle.dumps(resilience_tally(part, now, since, None, None,
                                                                       outlook, envs))) for part in parts]
@@ -995,7 +999,11 @@ def test_report_tallies_of_cells_apart_merge_to_the_report_of_all_their_runs(
     one = resilience_tally(many, T0 + timedelta(days=30), T0)
     two = merge_tallies([resilience_tally([r for r in many if r.cell == c], T0 + timedelta(days=30), T0)
                          for c in ("c0", "c1")])
-    assert [s[1] for s in two.sample] == [s[1] for s in one.sample] and len(one.sample) == MTTR_TARGET_SAMPLE
+    newest = sorted(r.run_id for r in many)[-MTTR_TARGET_SAMPLE:]
+    assert sorted(s[1] for s in two.sample) == sorted(s[1] for s in one.sample) == newest
+    shuffled = many[:]
+    random.Random(3).shuffle(shuffled)  # in any order: the newest
+    assert sorted(s[1] for s in resilience_tally(shuffled, T0 + timedelta(days=30), T0).sample) == newest
     with pytest.raises(ValueError, match="share cells"):
         merge_tallies([resilience_tally(runs, now, since),
                        resilience_tally([r for r in runs if r.cell == "cell-00"], now, since)])

@@ -7,6 +7,7 @@ prints (``finalize``), so a pod name or an error text cannot inject markup eithe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,12 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from gameday import __version__
 from gameday.analytics.timeline import Bucket
 from gameday.collections_paused import no_collections
 from gameday.errors import GamedayError, InputError
+from gameday.files import private_dirs
 from gameday.forked import Forked, ForkedError, may_fork
 from gameday.reporting import charts, links
 from gameday.reporting.context import REPORT_SCHEMA_VERSION
@@ -104,13 +107,41 @@ def _short_time(value: str | None) -> str:
     return NO_VALUE if not value else value.replace("T", " ")[:19] + " UTC"
 
 
+TEMPLATE_CACHE_ENV = "GAMEDAY_TEMPLATE_CACHE"  # a folder for compiled templates, or "off"
+
+
+def _template_cache(kind: str) -> FileSystemBytecodeCache | None:
+    """Where compiled templates are kept between processes: each `gameday report` would compile
+    its templates again, a tenth of a second of every call. $GAMEDAY_TEMPLATE_CACHE, else
+    $XDG_CACHE_HOME/gameday (~/.cache/gameday), in a folder per environment's settings (Jinja
+    keys a compiled template by its name and source only). Compiled templates are code: the
+    folder must be this user's alone (0700, theirs), else none is used."""
+    chosen = os.environ.get(TEMPLATE_CACHE_ENV, "")
+    if chosen == "off":
+        return None
+    root = Path(chosen) if chosen else \
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gameday"
+    folder = root / f"templates-{__version__}-{kind}"
+    try:
+        private_dirs(folder)
+        found = folder.stat()
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
+        return None
+    if found.st_uid != os.getuid() or found.st_mode & 0o077:
+        return None
+    return FileSystemBytecodeCache(str(folder))
+
+
 def _environment(markdown: bool) -> Environment:
-    env = Environment(
-        loader=PackageLoader("gameday.reporting", "templates"),
-        autoescape=False if markdown else select_autoescape(["j2", "html"], default=True),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        finalize=_md_finalize if markdown else None, keep_trailing_newline=True,
-    )
+    settings: dict[str, Any] = {
+        "autoescape": False if markdown else select_autoescape(["j2", "html"], default=True),
+        "trim_blocks": True, "lstrip_blocks": True,
+        "finalize": _md_finalize if markdown else None, "keep_trailing_newline": True}
+    # what the compiled code depends on, in the cache folder's name
+    digest = hashlib.sha256(repr(sorted((k, getattr(v, "__name__", v)) for k, v in settings.items()))
+                            .encode()).hexdigest()[:12]
+    env = Environment(loader=PackageLoader("gameday.reporting", "templates"), undefined=StrictUndefined,
+                      bytecode_cache=_template_cache(f"{'md' if markdown else 'html'}-{digest}"), **settings)
     env.globals["n"] = _number_md if markdown else _number_html
     env.globals["fmt"] = fmt
     env.filters["when"] = _short_time

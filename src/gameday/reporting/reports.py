@@ -187,7 +187,7 @@ class _ShardRead:
     def tally(self, cells: Sequence[str] | None) -> ReportTally:
         runs = self.store.stream_report_runs(since=self.earliest, until=self.end, cells=cells,
                                              environments=self.environments, figures=RESILIENCE_FIGURES,
-                                             readers=self.readers)
+                                             readers=self.readers, by_cell=self.readers > 1)
         return resilience_tally(runs, *self.report)
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
+from heapq import heappush, heappushpop
 from typing import Any
 
 from gameday.analytics import assessment, fleet
@@ -131,14 +132,15 @@ class ReportTally:
     cell_envs: dict[str, set[str]] = field(default_factory=dict)  # per cell, its evidence's
     # chosen evidence runs that may be behind a finding, or lost writes, in the order they came
     notable: list[RunLike] = field(default_factory=list)
-    # (start, run id, criteria) of the first chosen runs: the newest, as the store answers them
+    # (start, run id, criteria) of the newest chosen runs, at most MTTR_TARGET_SAMPLE (a heap)
     sample: list[tuple[datetime, str, Sequence[CriterionResult]]] = field(default_factory=list)
 
 
 def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget_period: timedelta,
                  cells: Collection[str] | None = None, envs: Collection[str] | None = None) -> ReportTally:
-    """One pass over ``runs`` (any order; the store's is newest first) for the report over the
-    runs started in [since, end) of ``cells`` and ``envs`` (None: all)."""
+    """One pass over ``runs`` for the report over the runs started in [since, end) of ``cells``
+    and ``envs`` (None: all). Any order; each cell's runs newest first (as the store answers)
+    gives the order-dependent sums (per cell) exactly as its figures' definitions sum them."""
     since, end = fleet.as_utc(since), fleet.as_utc(end)
     previous_start = since - (end - since)
     budget_start = end - budget_period
@@ -189,7 +191,9 @@ def tally_report(runs: Iterable[RunLike], since: datetime, end: datetime, budget
         # -- a run of the report's period
         chosen += 1
         if chosen <= MTTR_TARGET_SAMPLE:
-            sample.append((started, run.run_id, run.criteria))
+            heappush(sample, (started, run.run_id, run.criteria))
+        elif started >= sample[0][0]:  # newer than the oldest kept (ties: by run id, as the heap orders)
+            heappushpop(sample, (started, run.run_id, run.criteria))
         key = (verdict, halted)
         counts[key] = counts.get(key, 0) + 1
         place = environments.get(env)

@@ -282,25 +282,28 @@ class Store:
                            cells: Sequence[str] | None = None,
                            environments: Sequence[str] | None = None,
                            figures: Collection[str] | None = None,
-                           readers: int = 1) -> Iterator[ReportRun]:
+                           readers: int = 1, by_cell: bool = False) -> Iterator[ReportRun]:
         """``report_runs`` one run at a time, as the database answers them: a report tallies
         them as they come, holding only what it keeps, while PostgreSQL goes on answering. The
         read holds its connection until the last run is read, or the iterator is closed.
 
         ``readers``: how many such reads run at once (a report's shards, each its own cells).
         Alone, PostgreSQL is asked to share the read among its parallel workers; beside others,
-        not (their processes take the CPUs)."""
+        not (their processes take the CPUs). ``by_cell``: cell by cell (names descending), each
+        cell's runs newest first, as the (cell, start) index holds them: the cheapest order to
+        read many cells in, for a tally whose figures do not depend on the order across cells.
+        """
         names = sorted(set(figures)) if figures is not None else None
         for bound in (since, until):  # as UtcDateTime checks what it binds (PostgreSQL's rows bypass it)
             if bound is not None and (bound.tzinfo is None or bound.utcoffset() is None):
                 raise StoreError(f"list runs for a report in {self.url}: expected a timezone-aware "
                                  f"datetime, found naive {bound.isoformat()}")
         self._check_open("list runs for a report")
-        return self._report_runs(since, until, cells, environments, names, readers)
+        return self._report_runs(since, until, cells, environments, names, readers, by_cell)
 
     def _report_runs(self, since: datetime | None, until: datetime | None, cells: Sequence[str] | None,
                      environments: Sequence[str] | None, names: Sequence[str] | None,
-                     readers: int) -> Iterator[ReportRun]:
+                     readers: int, by_cell: bool) -> Iterator[ReportRun]:
         runs = schema.runs
         with self._read("list runs for a report") as conn:
             sqlite = conn.dialect.name == "sqlite"
@@ -332,13 +335,16 @@ class Store:
                            figure_column, *(schema.FIGURE_COLUMNS[n] for n in native))
             if source is not None:
                 query = query.select_from(source)
-            query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
+            if by_cell:  # along the (cell, start) index, backwards: no sort of the rows read
+                query = query.order_by(runs.c.cell.desc(), runs.c.started_utc.desc(), runs.c.run_id.desc())
+            else:
+                query = query.order_by(runs.c.started_utc.desc(), runs.c.run_id.desc())
             if cells is not None:
-                # Many cells (a report's share of a fleet): SQLite would look them up in the cell
-                # index and then sort them all by start; it is faster along the start index,
-                # which an expression on the cell keeps it to.
-                name = runs.c.cell.concat("") if sqlite and len(cells) > _FEW_CELLS else runs.c.cell
-                query = query.where(name.in_(list(cells)))
+                # Many cells, newest first: SQLite would look them up in the cell index and then
+                # sort them all by start; it is faster along the start index, which an
+                # expression on the cell keeps it to.
+                many = sqlite and len(cells) > _FEW_CELLS and not by_cell
+                query = query.where((runs.c.cell.concat("") if many else runs.c.cell).in_(list(cells)))
             if environments is not None:
                 wanted: ColumnElement[bool] = runs.c.environment.in_(list(environments))
                 if "unknown" in environments:  # what a run stored before environments reads as
