@@ -211,8 +211,14 @@ def test_new_standby_from_promoted_node_streams_sync(cluster: Cluster) -> None:
     rebuilt = cluster.standby(standby, "pg-3")
     print(f"\nstandby rebuilt in {time.monotonic() - started:.3f} s")
 
-    assert pg.replication_state(standby.port, cluster.creds) == [
-        {"application_name": "pg-3", "state": "streaming", "sync_state": "sync"}]
+    # The base backup's own walsender may linger a moment after pg_basebackup exits (the
+    # server ends it asynchronously): then only the new standby streams, synchronously.
+    want = [{"application_name": "pg-3", "state": "streaming", "sync_state": "sync"}]
+    deadline = time.monotonic() + 5
+    while (state := pg.replication_state(standby.port, cluster.creds)) != want \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state == want
     assert pg.is_in_recovery(rebuilt.port, cluster.creds)
     with cluster.conn(standby) as conn:
         conn.execute("SET statement_timeout = '5s'")  # a hung sync commit fails instead of hanging
