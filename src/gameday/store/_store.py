@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import json
 import os
 import time
@@ -51,6 +50,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
+from gameday.collections_paused import no_collections
 from gameday.errors import InputError
 from gameday.files import open_private, private_dirs
 from gameday.model.records import (
@@ -270,13 +270,8 @@ class Store:
         """
         runs = self.stream_report_runs(since=since, until=until, cells=cells, environments=environments,
                                        figures=figures)
-        collecting = gc.isenabled()
-        gc.disable()  # the runs hold no cycles: collections while they pile up only walk them
-        try:
+        with no_collections():  # the runs hold no cycles: collections while they pile up only walk them
             return list(runs)
-        finally:
-            if collecting:
-                gc.enable()
 
     def stream_report_runs(self, *, since: datetime | None = None, until: datetime | None = None,
                            cells: Sequence[str] | None = None,
