@@ -16,7 +16,10 @@ import pytest
 
 from gameday.analytics import fleet
 from gameday.model import CellObjectives, CriterionResult, RunEvent, RunRecord, Sample, WindowRecord
+from gameday.reporting import links
 from gameday.reporting.numbers import fmt
+from gameday.reporting.render import render_json
+from gameday.reporting.reports import run_report
 from gameday.store import Store
 from helpers import ROOT, assert_html_shows_report_json, run_cli
 
@@ -191,6 +194,42 @@ def test_run_and_window_reports_show_the_stored_figures(tmp_path: Path) -> None:
     assert data["figures"]["pass_rate"] == asdict(fleet.pass_rate(runs))
 
 
+def test_many_run_reports_at_once_are_each_the_report_of_its_run(store_url: str,
+                                                                 tmp_path: Path) -> None:
+    # Ten runs: enough for the command to fork a renderer per CPU; each run's report must hold
+    # its own run's data (no run's timeline in another's), as its report alone would.
+    now = datetime.now(UTC)
+    kinds = ("pod-kill", "latency", "cpu-stress", "db-failover")
+    runs = [make_run(f"m-{i:02d}", now - timedelta(minutes=60 - i), cell=f"cell-{i % 3}",
+                     kind=kinds[i % 4], recovery_s=1.0 + i, downtime_s=0.1 * i)
+            for i in range(10)]
+    with Store.open(store_url) as store:
+        for i, run in enumerate(runs):
+            store.create_run(run)
+            store.add_samples(run.run_id, [Sample(t=j / 10, utc=now, ok=j % (i + 3) != 0,
+                                                  latency_ms=5.0 + i, status=200)
+                                           for j in range(40 + i)])
+            store.add_events(run.run_id, [RunEvent(t=1.0, utc=now, source="sandbox",
+                                                   name="replica_exit", detail={"replica": i})])
+    ids = [r.run_id for r in runs]
+    root = tmp_path / "reports"
+    result = report("run", *ids, ids[3], "--store", store_url, "--out", str(root), "--json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert [Path(f["html"]).parent.name for f in written] == [f"run-{i}" for i in ids]
+    with Store.open(store_url) as store:
+        for run_id, files in zip(ids, written, strict=True):
+            data = assert_html_shows_report_json(Path(files["html"]).parent)
+            alone = json.loads(render_json(run_report(store, run_id, now)))
+            assert data.pop("links")["index"] == "../index.html"
+            data.pop("generated_at")
+            alone.pop("generated_at")
+            assert data == alone, run_id
+    index = (root / "index.html").read_text()
+    assert all(f"run-{run_id}/index.html" in index for run_id in ids)
+    assert len(links.scan_reports(root).entries) == len(ids)
+
+
 def test_hostile_strings_are_escaped_everywhere(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'gameday.db'}"
     now = datetime.now(UTC)
@@ -229,7 +268,8 @@ def test_bad_report_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     with Store.open(url) as store:
         store.create_run(make_run("r-1", datetime.now(UTC) - timedelta(hours=1)))
     out = tmp_path / "out"
-    cases = [(["run", "no-such-run"], "RUN_ID"), (["window", "no-such-window"], "WINDOW_ID"),
+    cases = [(["run", "no-such-run"], "RUN_ID"), (["run", "r-1", "no-such-run"], "RUN_ID"),
+             (["window", "no-such-window"], "WINDOW_ID"),
              (["resilience", "--since", "soon"], "--since"),
              (["resilience", "--since", "-5d"], "--since"),
              (["resilience", "--cells", "cell-a,cell-nope"], "--cells")]

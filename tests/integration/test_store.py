@@ -43,6 +43,7 @@ from gameday.store import (
     resolve_store_url,
 )
 from gameday.store._schema import FIGURE_COLUMNS
+from gameday.store._store import _IN_CHUNK
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -405,6 +406,35 @@ def test_events_round_trip_ordered_by_t(store: Store) -> None:
     store.add_events("run-1", [start])
     assert store.events("run-1") == [start, inject, ready]
     assert store.events("other") == []
+
+
+def test_run_details_read_many_runs_as_each_is_read_alone(store: Store) -> None:
+    # More runs than one IN (...) binds, so the chunks are read too; their samples and events
+    # interleaved in time, so each run must get its own, in its own order.
+    ids = [f"run-{i:03d}" for i in range(_IN_CHUNK + 7)]
+    for n, run_id in enumerate(ids):
+        store.create_run(make_run(run_id, cell=f"cell-{n % 3}", journal={"n": n} if n % 2 else None))
+    for n, run_id in enumerate(ids[:40]):
+        store.add_samples(run_id, [sample(t / 10 + n / 1000, ok=(t + n) % 5 != 0, write_seq=t)
+                                   for t in range(20, 0, -1)])
+        store.add_events(run_id, [RunEvent(t=3.0 - e, utc=T0, source="sandbox", name=f"e{e}",
+                                           detail={"n": n}) for e in range(3)])
+        if n % 4 == 0:
+            store.ledger_add(make_fault(f"f-{n}-b", run_id=run_id, created_utc=T0 + timedelta(seconds=2)))
+            store.ledger_add(make_fault(f"f-{n}-a", run_id=run_id, created_utc=T0 + timedelta(seconds=1)))
+    wanted = [ids[-1], "no-such-run", *ids[:45], ids[3]]
+    details = store.run_details(wanted)
+    assert set(details) == set(ids[:45]) | {ids[-1]}
+    for run_id, detail in details.items():
+        assert detail.record == store.get_run(run_id)
+        assert detail.samples == store.samples(run_id)
+        assert detail.events == store.events(run_id)
+        assert detail.faults == store.ledger_for_run(run_id)
+    assert [s.t for s in details[ids[1]].samples] == sorted(s.t for s in details[ids[1]].samples)
+    assert len(details[ids[1]].samples) == 20 and details[ids[44]].samples == []
+    assert [f.fault_id for f in details[ids[4]].faults] == ["f-4-a", "f-4-b"]
+    assert details[ids[1]].record.journal == {"n": 1}
+    assert store.stored_run_ids(wanted) == set(details)
 
 
 # --------------------------------------------------------------------------- fault ledger

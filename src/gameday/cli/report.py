@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -15,6 +15,7 @@ from gameday.cli.stores import open_store, store_option
 
 if TYPE_CHECKING:
     from gameday.analytics.coverage import ScheduleOutlook
+    from gameday.reporting.render import ReportFiles
 
 out_option = click.option("--out", type=click.Path(path_type=Path),
                           help="Folder to write into (default reports/<kind>-<id or date>/).")
@@ -23,6 +24,18 @@ json_option = click.option("--json", "as_json", is_flag=True,
 pdf_option = click.option("--pdf", is_flag=True,
                           help="Also write report.pdf, printed by headless Chromium "
                                "(`make browser` installs it; or set GAMEDAY_CHROMIUM).")
+
+
+def _files_json(files: ReportFiles) -> dict[str, str | None]:
+    return {"html": str(files.html), "markdown": str(files.markdown), "json": str(files.json),
+            "pdf": str(files.pdf) if files.pdf else None}
+
+
+def _echo_files(files: ReportFiles) -> None:
+    click.echo(literal(files.html))
+    for extra in (files.markdown, files.json, files.pdf):
+        if extra is not None:
+            click.echo(literal(extra))
 
 
 def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
@@ -47,13 +60,9 @@ def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | No
         finally:
             store.close()
     if as_json:
-        print_json({"html": str(files.html), "markdown": str(files.markdown),
-                    "json": str(files.json), "pdf": str(files.pdf) if files.pdf else None})
+        print_json(_files_json(files))
         return
-    click.echo(literal(files.html))
-    for extra in (files.markdown, files.json, files.pdf):
-        if extra is not None:
-            click.echo(literal(extra))
+    _echo_files(files)
 
 
 @click.group()
@@ -62,18 +71,52 @@ def report() -> None:
 
 
 @report.command("run")
-@click.argument("run_id")
+@click.argument("run_ids", metavar="RUN_ID...", nargs=-1, required=True)
 @store_option
-@out_option
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Folder to write into (default reports/run-<id>/); with several RUN_IDs, "
+                   "the folder that gets a run-<id> folder for each (default reports/).")
 @pdf_option
 @json_option
-def run_(run_id: str, store_url: str | None, out: Path | None, pdf: bool,
+def run_(run_ids: tuple[str, ...], store_url: str | None, out: Path | None, pdf: bool,
          as_json: bool) -> None:
-    """The report of one run: verdict, criteria, timeline, figures, journal, reverts."""
+    """The report of a run: verdict, criteria, timeline, figures, journal, reverts. Several
+    RUN_IDs: one report each, written side by side by one process per CPU, the index once."""
     from gameday.reporting.reports import default_folder, run_report
 
-    _write(lambda store, now: run_report(store, run_id, now), store_url, out,
-           lambda now: default_folder("run", run_id), pdf, as_json)
+    if len(run_ids) == 1:
+        run_id = run_ids[0]
+        _write(lambda store, now: run_report(store, run_id, now), store_url, out,
+               lambda now: default_folder("run", run_id), pdf, as_json)
+        return
+    _write_runs(run_ids, store_url, out, pdf, as_json)
+
+
+def _write_runs(run_ids: Sequence[str], store_url: str | None, root: Path | None, pdf: bool,
+                as_json: bool) -> None:
+    from gameday.reporting.links import is_reports_root
+    from gameday.reporting.render import check_folder, require_pdf, write_reports
+    from gameday.reporting.reports import DEFAULT_REPORTS_DIR, planned_run_reports
+
+    now = datetime.now(UTC)
+    with exit_codes():
+        if pdf:
+            require_pdf()
+        check_folder(root or DEFAULT_REPORTS_DIR)
+        store = open_store(store_url, create=False)
+        try:
+            planned, build = planned_run_reports(store, run_ids, now, root)
+            # --out names the folder that holds them: it gets an index only if it is new or
+            # holds nothing but reports (never a folder of the user's such as /tmp).
+            in_root = root is None or is_reports_root(root, root)
+            written = write_reports(planned, build, pdf=pdf, in_root=in_root)
+        finally:
+            store.close()
+    if as_json:
+        print_json([_files_json(files) for files in written])
+        return
+    for files in written:
+        _echo_files(files)
 
 
 @report.command()

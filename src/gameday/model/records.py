@@ -123,6 +123,17 @@ class RunRecord:
     environment: str = "sandbox"
 
 
+@dataclass(frozen=True)
+class RunDetail:
+    """A run with everything its report is built from: its timeline, its events and the
+    faults of the ledger it injected (each in the order they happened)."""
+
+    record: RunRecord
+    samples: list[Sample]
+    events: list[RunEvent]
+    faults: list[LedgerFault]
+
+
 class ReportRun(NamedTuple):
     """A run as a report over many runs reads it (``Store.report_runs``): what the fleet
     figures read of a RunRecord, and nothing else (no journal, no experiment, no times but the

@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +30,11 @@ from gameday.analytics.timeline import Bucket
 from gameday.collections_paused import no_collections
 from gameday.errors import GamedayError, InputError
 from gameday.files import private_dirs
-from gameday.forked import Forked, ForkedError, may_fork
+from gameday.forked import Forked, ForkedError, cpus, may_fork
 from gameday.reporting import charts, links
 from gameday.reporting.context import REPORT_SCHEMA_VERSION
 from gameday.reporting.numbers import NO_VALUE, fmt
+from gameday.reporting.planned import BuildReports, PlannedReport
 
 HTML_TEMPLATES = {"run": "run.html.j2", "window": "window.html.j2",
                   "resilience": "resilience.html.j2"}
@@ -373,6 +376,69 @@ def _write_files(context: dict[str, Any], folder: Path) -> ReportFiles:
     return files
 
 
+# Below this many reports one process is done before a forked child has started.
+MIN_FORKED_REPORTS = 8
+BUILD_CHUNK = 16  # reports whose data is read and held at once (a run's timeline can be MBs)
+
+
+def write_reports(planned: Sequence[PlannedReport], build: BuildReports, pdf: bool = False,
+                  in_root: bool = True) -> list[ReportFiles]:
+    """Write several reports into one root folder, each as ``write_report`` writes one, each
+    linking to the others, and the root's index once. ``build`` makes their data, BUILD_CHUNK
+    at a time; one process per CPU builds and renders a share (a forked child each, from
+    MIN_FORKED_REPORTS reports and with no other thread here). The reports are written without
+    companions: run reports have none."""
+    roots = {p.folder.parent for p in planned}
+    if len(roots) > 1:
+        raise ValueError(f"write_reports writes into one root folder, not {sorted(roots)}")
+    if pdf:
+        require_pdf()
+    for p in planned:
+        check_folder(p.folder)
+    if not planned:
+        return []
+    root = roots.pop()
+    rendered = {(p.kind, p.ident): p.folder for p in planned}
+    index = links.index_writable(root) and (in_root or (root / "index.html").is_file())
+
+    def write(part: Sequence[PlannedReport]) -> list[ReportFiles]:
+        written = []
+        for i in range(0, len(part), BUILD_CHUNK):
+            chunk = part[i:i + BUILD_CHUNK]
+            for p, context in zip(chunk, build(chunk), strict=True):
+                written.append(_write_files(links.attach_links(context, p.folder, rendered, index),
+                                            p.folder))
+        return written
+
+    shares = cpus() if len(planned) >= MIN_FORKED_REPORTS and may_fork() else 1
+    parts = [planned[i::shares] for i in range(shares)]  # alike reports, alike shares
+    with no_collections(), ExitStack() as children:
+        others = [children.enter_context(Forked(write, part, name="gameday-render"))
+                  for part in parts[1:]]
+        try:
+            written = [write(parts[0])]
+            for other in others:
+                try:
+                    written.append(other.result())
+                except ForkedError as exc:
+                    raise RenderError(f"writing {len(planned)} reports: {exc.kind}: "
+                                      f"{exc.message}") from None
+            by_folder = {files.folder: files for part in written for files in part}
+            files = [by_folder[p.folder] for p in planned]
+            if pdf:
+                files = [ReportFiles(f.folder, f.html, f.markdown, f.json,
+                                     print_pdf(f.html, f.folder / "report.pdf")) for f in files]
+        finally:  # the index lists whatever was written, even when a report failed
+            if index:
+                listing = links.scan_reports(root)
+                links.write_atomic(root / "index.html", render_index(listing, datetime.now(UTC)))
+    return files
+
+
+class RenderError(GamedayError):
+    """A forked renderer failed (exit 3): what it raised, and why."""
+
+
 def write_report(context: dict[str, Any], folder: Path, pdf: bool = False,
                  related: links.Builder | None = None, in_root: bool = True) -> ReportFiles:
     """Write index.html, report.md, report.json (and report.pdf) into ``folder``.
@@ -415,6 +481,6 @@ def _write_report(context: dict[str, Any], folder: Path, pdf: bool, related: lin
     return files
 
 
-__all__ = ["PdfError", "ReportFiles", "check_folder", "escape", "fmt", "md_escape", "print_pdf",
-           "render_html", "render_index", "render_json", "render_markdown", "require_pdf",
-           "write_report"]
+__all__ = ["PdfError", "PlannedReport", "RenderError", "ReportFiles", "check_folder", "escape", "fmt",
+           "md_escape", "print_pdf", "render_html", "render_index", "render_json", "render_markdown",
+           "require_pdf", "write_report", "write_reports"]

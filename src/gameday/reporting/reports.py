@@ -1,6 +1,8 @@
 """Reports from the store: read what a report needs, build its data, pick its folder.
 
     run_report(store, run_id, now)                         -> report data (dict)
+    run_reports(store, run_ids, now)                       -> report data of each, read together
+    planned_run_reports(store, run_ids, now, root)         -> for render.write_reports
     window_report(store, window_id, now)                   -> report data
     resilience_report(store, now, since, until, cells,
                       outlook, environments)               -> report data
@@ -13,27 +15,24 @@ Unknown ids and cells are InputErrors (exit 2): nothing is written for them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gameday.analytics.coverage import ScheduleOutlook
 from gameday.collections_paused import no_collections
 from gameday.errors import InputError
-from gameday.forked import Forked, ForkedError, cpus, may_fork
 from gameday.reporting.context import build_run_report
-from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
-from gameday.reporting.resilience_context import (
-    ReportTally,
-    merge_tallies,
-    resilience_report_of,
-    resilience_tally,
-)
+from gameday.reporting.planned import BuildReports, PlannedReport
 from gameday.reporting.window_context import build_window_report
 from gameday.store import Store, StoreError
+
+if TYPE_CHECKING:  # the fleet's modules are imported by the resilience report alone (below):
+    # a run or window report, the common command, starts a tenth of a second sooner
+    from gameday.analytics.coverage import ScheduleOutlook
+    from gameday.reporting.resilience_context import ReportTally
 
 DEFAULT_REPORTS_DIR = Path("reports")
 DEFAULT_SINCE = "90d"
@@ -77,12 +76,37 @@ def default_folder(kind: str, ident: str, root: Path | None = None) -> Path:
 
 
 def run_report(store: Store, run_id: str, now: datetime) -> dict[str, Any]:
-    record = store.get_run(run_id)
-    if record is None:
-        raise InputError("RUN_ID", "the id of a stored run", run_id,
+    return run_reports(store, [run_id], now)[0]
+
+
+def run_reports(store: Store, run_ids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    """The data of these runs' reports, in the order given (read together)."""
+    details = store.run_details(run_ids)
+    _known_runs(run_ids, details)
+    return [build_run_report(d.record, d.samples, d.events, d.faults, now)
+            for d in (details[run_id] for run_id in run_ids)]
+
+
+def planned_run_reports(store: Store, run_ids: Sequence[str], now: datetime,
+                        root: Path | None = None) -> tuple[list[PlannedReport], BuildReports]:
+    """The reports of these runs (each once, in the order given), each in ``<root>/run-<id>``,
+    and what builds their data, for ``render.write_reports``; an unknown id is an InputError
+    before anything is written."""
+    ordered = list(dict.fromkeys(run_ids))
+    _known_runs(ordered, store.stored_run_ids(ordered))
+    return ([PlannedReport(default_folder("run", run_id, root), "run", run_id) for run_id in ordered],
+            lambda part: run_reports(store, [p.ident for p in part], now))
+
+
+def _known_runs(run_ids: Sequence[str], stored: Collection[str]) -> None:
+    unknown = [r for r in run_ids if r not in stored]
+    if len(run_ids) == 1 and unknown:
+        raise InputError("RUN_ID", "the id of a stored run", unknown[0],
                          "`gameday runs` lists the stored runs")
-    return build_run_report(record, store.samples(run_id), store.events(run_id),
-                            store.ledger_for_run(run_id), now)
+    if unknown:
+        raise InputError("RUN_ID", "ids of stored runs", " ".join(unknown[:5])
+                         + (f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""),
+                         "`gameday runs` lists the stored runs")
 
 
 def window_report(store: Store, window_id: str, now: datetime) -> dict[str, Any]:
@@ -103,6 +127,8 @@ def resilience_report(store: Store, now: datetime, since: datetime,
     """The resilience report's data; ``outlook``: the schedule's plan as plain data (the CLI
     builds it from the scheduler; None: no schedule, coverage says so). ``shards``: see
     ``resilience_report_tally``."""
+    from gameday.reporting.resilience_context import resilience_report_of
+
     with no_collections():
         tally = resilience_report_tally(store, now, since, until, cells, outlook, environments, shards)
         return resilience_report_of(tally, now, since, until or now, cells, outlook, environments)
@@ -120,6 +146,8 @@ def resilience_report_tally(store: Store, now: datetime, since: datetime,
     (None: one per CPU, up to MAX_SHARDS, when there are SHARD_MIN_RUNS runs or more and this
     process runs no other thread; else one).
     """
+    from gameday.forked import cpus, may_fork
+
     end = until or now
     # The previous period too: the report's trend compares against it (and coverage's "last
     # tested" looks that far back); at least the error-budget gate's period.
@@ -185,6 +213,9 @@ class _ShardRead:
     readers: int = 1  # how many of these reads run at once
 
     def tally(self, cells: Sequence[str] | None) -> ReportTally:
+        from gameday.reporting.resilience_context import FIGURES as RESILIENCE_FIGURES
+        from gameday.reporting.resilience_context import resilience_tally
+
         runs = self.store.stream_report_runs(since=self.earliest, until=self.end, cells=cells,
                                              environments=self.environments, figures=RESILIENCE_FIGURES,
                                              readers=self.readers, by_cell=self.readers > 1)
@@ -194,6 +225,9 @@ class _ShardRead:
 def _sharded_tally(read: _ShardRead, parts: Sequence[tuple[str, ...]]) -> ReportTally:
     """The first part tallied here while a forked child tallies each other part, their
     tallies merged."""
+    from gameday.forked import Forked, ForkedError
+    from gameday.reporting.resilience_context import merge_tallies
+
     with ExitStack() as children:
         shards = [children.enter_context(Forked(read.tally, part, name="gameday-report-shard"))
                   for part in parts[1:]]

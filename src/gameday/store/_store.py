@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -17,6 +18,7 @@ import weakref
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, get_args
@@ -59,6 +61,7 @@ from gameday.model.records import (
     FaultState,
     LedgerFault,
     ReportRun,
+    RunDetail,
     RunEvent,
     RunRecord,
     RunStatus,
@@ -372,6 +375,18 @@ class Store:
             rows = conn.execute(select(runs.c.cell).distinct().order_by(runs.c.cell)).all()
         return [str(r[0]) for r in rows]
 
+    def stored_run_ids(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of ``run_ids`` are stored runs."""
+        runs = schema.runs
+        wanted = sorted(set(run_ids))
+        found: set[str] = set()
+        with self._read("look up runs by id") as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i:i + _IN_CHUNK]
+                found.update(str(r[0]) for r in conn.execute(
+                    select(runs.c.run_id).where(runs.c.run_id.in_(chunk))))
+        return found
+
     def run_counts(self, *, since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
         """The number of runs started in [since, until) per cell that has any, by cell name."""
         runs = schema.runs
@@ -521,18 +536,8 @@ class Store:
 
     def samples(self, run_id: str) -> list[Sample]:
         """The run's timeline, ordered by t (then by insertion)."""
-        table = schema.samples
         with self._read(f"read samples of run {run_id!r}") as conn:
-            sqlite = conn.dialect.name == "sqlite"
-            # A run is thousands of samples: their times are parsed here, without SQLAlchemy's
-            # per-value processing (as report_runs reads)
-            query = select(table.c.t, _driver_value(table.c.utc, sqlite), table.c.ok, table.c.latency_ms,
-                           table.c.status, table.c.error, table.c.write_seq, table.c.payment_id,
-                           table.c.timed_out).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
-            rows = conn.execute(query).all()
-        when = _sqlite_time if sqlite else _driver_time
-        return [Sample(t, when(utc), bool(ok), latency, status, error, seq, payment, bool(timed_out))
-                for t, utc, ok, latency, status, error, seq, payment, timed_out in rows]
+            return _samples_of(conn, [run_id]).get(run_id, [])
 
     def add_events(self, run_id: str, events: Sequence[RunEvent]) -> None:
         if not events:
@@ -544,14 +549,30 @@ class Store:
 
     def events(self, run_id: str) -> list[RunEvent]:
         """The run's events, ordered by t (then by insertion)."""
-        table = schema.events
         with self._read(f"read events of run {run_id!r}") as conn:
-            sqlite = conn.dialect.name == "sqlite"
-            query = select(table.c.t, _driver_value(table.c.utc, sqlite), table.c.source, table.c.name,
-                           table.c.detail).where(table.c.run_id == run_id).order_by(table.c.t, table.c.id)
-            rows = conn.execute(query).all()
-        when = _sqlite_time if sqlite else _driver_time
-        return [RunEvent(t, when(utc), source, name, dict(detail)) for t, utc, source, name, detail in rows]
+            return _events_of(conn, [run_id]).get(run_id, [])
+
+    def run_details(self, run_ids: Sequence[str]) -> dict[str, RunDetail]:
+        """The stored ones of these runs, each with its samples, events and ledger faults, by
+        run id: what ``get_run``, ``samples``, ``events`` and ``ledger_for_run`` read for one,
+        in four queries for them all (reports of many runs: a query's own cost was most of
+        each run's read)."""
+        details: dict[str, RunDetail] = {}
+        wanted = list(dict.fromkeys(run_ids))
+        with self._read(f"read {len(wanted)} runs with their timelines") as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i:i + _IN_CHUNK]
+                rows = conn.execute(_with_journal(select(schema.runs)).where(
+                    schema.runs.c.run_id.in_(chunk))).mappings().all()
+                samples, events = _samples_of(conn, chunk), _events_of(conn, chunk)
+                faults: dict[str, list[LedgerFault]] = {}
+                for row in conn.execute(_ledger_query(schema.faults.c.run_id.in_(chunk))).mappings():
+                    faults.setdefault(row["run_id"], []).append(_fault_from(row))
+                for row in rows:
+                    run_id = row["run_id"]
+                    details[run_id] = RunDetail(_run_from(row), samples.get(run_id, []),
+                                                events.get(run_id, []), faults.get(run_id, []))
+        return details
 
     # ------------------------------------------------------------------ fault ledger
 
@@ -605,11 +626,8 @@ class Store:
         return self._ledger("read the fault ledger", None)
 
     def _ledger(self, what: str, where: Any) -> list[LedgerFault]:
-        query = select(schema.faults).order_by(schema.faults.c.created_utc, schema.faults.c.fault_id)
-        if where is not None:
-            query = query.where(where)
         with self._read(what) as conn:
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(_ledger_query(where)).mappings().all()
         return [_fault_from(row) for row in rows]
 
     # ------------------------------------------------------------------ leases
@@ -975,6 +993,53 @@ def _criteria_to_json(criteria: Sequence[CriterionResult]) -> list[dict[str, Any
 def _columns(record: RunRecord | LedgerFault | WindowRecord) -> dict[str, Any]:
     # Not dataclasses.asdict: it would deep-copy the journal, which can be large.
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
+_IN_CHUNK = 500  # ids bound in one IN (...): well under any driver's bound-parameter limit
+
+
+def _samples_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[Sample]]:
+    """The timelines of these runs, each ordered by t (then by insertion)."""
+    table = schema.samples
+    sqlite = conn.dialect.name == "sqlite"
+    # A run is thousands of samples: their times are parsed here, without SQLAlchemy's
+    # per-value processing (as report_runs reads)
+    query = select(table.c.run_id, table.c.t, _driver_value(table.c.utc, sqlite), table.c.ok,
+                   table.c.latency_ms, table.c.status, table.c.error, table.c.write_seq,
+                   table.c.payment_id, table.c.timed_out).where(
+        _one_or_in(table.c.run_id, run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
+    when = _sqlite_time if sqlite else _driver_time
+    out: dict[str, list[Sample]] = {}
+    for run_id, rows in itertools.groupby(conn.execute(query).all(), key=itemgetter(0)):
+        out[run_id] = [Sample(t, when(utc), bool(ok), latency, status, error, seq, payment,
+                              bool(timed_out))
+                       for _, t, utc, ok, latency, status, error, seq, payment, timed_out in rows]
+    return out
+
+
+def _events_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[RunEvent]]:
+    """The events of these runs, each ordered by t (then by insertion)."""
+    table = schema.events
+    sqlite = conn.dialect.name == "sqlite"
+    query = select(table.c.run_id, table.c.t, _driver_value(table.c.utc, sqlite), table.c.source,
+                   table.c.name, table.c.detail).where(
+        _one_or_in(table.c.run_id, run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
+    when = _sqlite_time if sqlite else _driver_time
+    out: dict[str, list[RunEvent]] = {}
+    for run_id, rows in itertools.groupby(conn.execute(query).all(), key=itemgetter(0)):
+        out[run_id] = [RunEvent(t, when(utc), source, name, dict(detail))
+                       for _, t, utc, source, name, detail in rows]
+    return out
+
+
+def _one_or_in(column: Any, values: Sequence[str]) -> Any:
+    # "= ?" for one: the (run_id, t) index serves both, but "= ?" is what one run's read was
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+def _ledger_query(where: Any) -> Select[Any]:
+    query = select(schema.faults).order_by(schema.faults.c.created_utc, schema.faults.c.fault_id)
+    return query if where is None else query.where(where)
 
 
 def _with_journal(query: Select[Any]) -> Select[Any]:
