@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -353,12 +354,20 @@ def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> 
     result = run_cli("demo", "--state-dir", str(tmp_path / "demo"), "--store", store,
                      "--experiments", str(quick_experiments(tmp_path / "experiments")),
                      "--reports-dir", str(reports), timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    # Four compressed weeks, two cells one at a time; cell-2 is excluded from failover.
-    for kind in ("pod-kill", "latency", "cpu-stress", "db-failover"):
-        assert f"{kind} on cell-1: passed" in result.stderr
-    for kind in ("pod-kill", "latency", "cpu-stress"):
-        assert f"{kind} on cell-2: passed" in result.stderr
+    # Four compressed weeks, two cells one at a time; cell-2 is excluded from failover. Every
+    # run passes, but CPU stress may measure its cell's p95 above 2x normal when the suite's
+    # other workers load the machine (2.44x seen on CI): a finding, not a fault of the demo.
+    # Then that is its only missed criterion, and the demo says so and exits 1.
+    loaded = [line for line in result.stderr.splitlines()
+              if re.match(r"cpu-stress on cell-\d: failed \(missed: latency impact < 2x normal "
+                          r"\([\d.]+\)\)$", line)]
+    assert result.returncode == (1 if loaded else 0), result.stdout + result.stderr
+    ran = [(cell, kind) for cell in ("cell-1", "cell-2")
+           for kind in ("pod-kill", "latency", "cpu-stress", "db-failover")
+           if (cell, kind) != ("cell-2", "db-failover")]
+    for cell, kind in ran:
+        loaded_here = any(line.startswith(f"{kind} on {cell}:") for line in loaded)
+        assert f"{kind} on {cell}: passed" in result.stderr or loaded_here, result.stderr
     assert "db-failover on cell-2: skipped (excluded: cell-2 never runs db-failover)" \
         in result.stderr
     marker = json.loads((tmp_path / "demo" / "sandbox.json").read_text())
@@ -372,7 +381,8 @@ def test_demo_runs_the_rotation_and_agrees_with_ground_truth(tmp_path: Path) -> 
         ["cell-1", "cell-2"]] * 3 + [["cell-1"]]
     assert windows[3]["skipped"][0]["reason"] == "excluded: cell-2 never runs db-failover"
     resilience = assert_html_shows_report_json(printed[4].parent)
-    assert resilience["pass_rate"]["overall"] == {"evidence": 7, "passed": 7, "rate": 1.0}
+    assert resilience["pass_rate"]["overall"] == {
+        "evidence": 7, "passed": 7 - len(loaded), "rate": pytest.approx((7 - len(loaded)) / 7)}
     events = [json.loads(line) for line in
               (tmp_path / "demo" / "events.jsonl").read_text().splitlines() if line]
     with Store.open(store) as opened:
