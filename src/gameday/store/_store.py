@@ -1100,7 +1100,9 @@ def _streamed(conn: Connection, query: Any) -> Generator[tuple[Any, ...], None, 
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        yield from cursor.stream(compiled.string, compiled.params, size=_REPORT_PART)
+        # In binary: the server sends times and numbers as they are stored, not formatted as
+        # text for psycopg to parse back (both ends' CPU; text and JSON come the same way).
+        yield from cursor.stream(compiled.string, compiled.params, size=_REPORT_PART, binary=True)
     finally:
         cursor.close()
 
