@@ -14,10 +14,9 @@ runs. Every figure then comes from the tallies, equal to its definition over the
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from heapq import heappush, heappushpop
 from typing import Any
@@ -27,7 +26,7 @@ from gameday.analytics.coverage import CoverageCell, CoverageTally, ScheduleOutl
 from gameday.analytics.fleet import MttrTally, RunLike
 from gameday.collections_paused import no_collections
 from gameday.model import CriterionResult
-from gameday.reporting.context import KIND_WORDS, KINDS, REPORT_SCHEMA_VERSION, plain
+from gameday.reporting.context import KIND_WORDS, KINDS, REPORT_SCHEMA_VERSION, field_names, plain
 from gameday.reporting.numbers import fmt
 
 # Every figure this report reads, here and in the analytics it calls (fleet, assessment): the
@@ -49,40 +48,9 @@ ENV_WORDS = {"sandbox": "a local sandbox", "staging": "staging", "production": "
              "unknown": "an unrecorded environment (runs stored before environments existed)"}
 
 
-def _plain(value: Any) -> Any:
-    """``context.plain`` with the common types first: at fleet scale the report holds some
-    100,000 values (coverage, scorecard, findings) and this runs over every one."""
-    kind = type(value)
-    if value is None or kind is str or kind is int or kind is bool:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {str(k): _plain(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_plain(v) for v in value]
-    if kind is datetime:
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return {name: _plain(getattr(value, name)) for name in _field_names(kind)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return plain(value)
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(kind: type) -> tuple[str, ...]:
-    names = _FIELDS.get(kind)
-    if names is None:
-        names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
-    return names
-
-
 def _shallow(record: Any) -> dict[str, Any]:
     """A dataclass of plain values as a dict (``asdict`` without its deep copies)."""
-    return {name: getattr(record, name) for name in _field_names(type(record))}
+    return {name: getattr(record, name) for name in field_names(type(record))}
 
 
 def _env_label(envs: Sequence[str]) -> str:
@@ -720,7 +688,7 @@ def _build(t: ReportTally, now: datetime, since: datetime, until: datetime | Non
     by_cell_kind.sort(key=lambda row: (row["cell"], row["kind"]))
     has_evidence = bool(t.cells)
     budgets = fleet.error_budget_of(t.months)
-    out = _plain({
+    out = plain({
         "schema_version": REPORT_SCHEMA_VERSION, "report": "resilience", "generated_at": now,
         "title": "Resilience report",
         "period": {"since": since, "until": end, "days": period / timedelta(days=1),
