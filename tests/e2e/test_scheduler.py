@@ -155,9 +155,12 @@ def test_two_schedulers_never_fault_two_cells_at_once(two_cells: Sandbox, tmp_pa
         runs = opened.list_runs(limit=None)
         assert opened.lease_get("faults") is None, "a stopped scheduler left the lease behind"
     # Each cell's run went through to its verdict; which one is the cell's timing on a machine
-    # this module shares at nice 19 (the timing tests judge recovery figures, alone).
+    # this module shares at nice 19 (the timing tests judge recovery figures, alone): a CPU
+    # burner of the timing unit on the cell's CPU can keep its latency up past the recovery
+    # timeout (seen on CI). Never aborted or skipped: neither scheduler stopped the other's run.
     assert sorted(r.cell for r in runs) == ["cell-1", "cell-2"], errs
-    assert all(r.verdict in ("passed", "failed") for r in runs), [(r.cell, r.reason) for r in runs]
+    assert all(r.verdict in ("passed", "failed", "not_recovered") for r in runs), \
+        [(r.cell, r.reason) for r in runs]
     assert all(r.figures["observation"] == "latency toxic removed (expired)" for r in runs), errs
     intervals = fault_intervals(store)
     assert {c for c, _, _ in intervals} == {"cell-1", "cell-2"}
