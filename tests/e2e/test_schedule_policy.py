@@ -84,5 +84,7 @@ def test_the_schedules_opt_in_reaches_the_run_and_an_undrivable_cell_is_skipped(
     by_cell = {r.cell: r for r in outcome.runs}
     assert by_cell["k8s-1"].verdict == "skipped"
     assert (by_cell["k8s-1"].reason or "").startswith("target: kubernetes target")
-    assert by_cell["cell-1"].verdict in ("passed", "failed"), by_cell["cell-1"].reason
+    # It ran to a verdict (never refused or aborted); which one is the cell's timing at nice 19
+    # beside the timing unit's CPU burners (not recovered seen on a loaded host).
+    assert by_cell["cell-1"].verdict in ("passed", "failed", "not_recovered"), by_cell["cell-1"].reason
     assert (tmp_path / "called.txt").read_text() == "called", "the schedule's probe did not run"
