@@ -38,27 +38,38 @@ def _echo_files(files: ReportFiles) -> None:
             click.echo(literal(extra))
 
 
-def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
-           out: Path | None, default: Callable[[datetime], Path], pdf: bool,
-           as_json: bool) -> None:
-    from gameday.reporting.links import is_reports_root, store_builder
-    from gameday.reporting.render import check_folder, require_pdf, write_report
+def _written(store_url: str | None, folder: Callable[[datetime], Path], pdf: bool,
+             write: Callable[[Any, datetime], list[ReportFiles]]) -> list[ReportFiles]:
+    """Open the store and ``write(store, now)`` the reports into ``folder(now)``, bad input
+    refused first (exit 2, nothing written). The store stays open while they are written: the
+    reports they link to are written with it."""
+    from gameday.reporting.render import check_folder, require_pdf
 
     now = datetime.now(UTC)
     with exit_codes():
         if pdf:
             require_pdf()  # before anything is read or written
-        check_folder(out or default(now))
+        check_folder(folder(now))
         store = open_store(store_url, create=False)
         try:
-            context = build(store, now)
-            # The store stays open: the reports this one links to are written with it.
-            # --out in a folder of the user's (not a reports root): nothing is written beside it.
-            folder = out or default(now)
-            files = write_report(context, folder, pdf=pdf, related=store_builder(store, now),
-                                 in_root=out is None or is_reports_root(folder.parent, folder))
+            return write(store, now)
         finally:
             store.close()
+
+
+def _write(build: Callable[[Any, datetime], dict[str, Any]], store_url: str | None,
+           out: Path | None, default: Callable[[datetime], Path], pdf: bool,
+           as_json: bool) -> None:
+    from gameday.reporting.links import is_reports_root, store_builder
+    from gameday.reporting.render import write_report
+
+    def write(store: Any, now: datetime) -> list[ReportFiles]:
+        # --out in a folder of the user's (not a reports root): nothing is written beside it.
+        folder = out or default(now)
+        return [write_report(build(store, now), folder, pdf=pdf, related=store_builder(store, now),
+                             in_root=out is None or is_reports_root(folder.parent, folder))]
+
+    files = _written(store_url, lambda now: out or default(now), pdf, write)[0]
     if as_json:
         print_json(_files_json(files))
         return
@@ -95,23 +106,17 @@ def run_(run_ids: tuple[str, ...], store_url: str | None, out: Path | None, pdf:
 def _write_runs(run_ids: Sequence[str], store_url: str | None, root: Path | None, pdf: bool,
                 as_json: bool) -> None:
     from gameday.reporting.links import is_reports_root
-    from gameday.reporting.render import check_folder, require_pdf, write_reports
+    from gameday.reporting.render import write_reports
     from gameday.reporting.reports import DEFAULT_REPORTS_DIR, planned_run_reports
 
-    now = datetime.now(UTC)
-    with exit_codes():
-        if pdf:
-            require_pdf()
-        check_folder(root or DEFAULT_REPORTS_DIR)
-        store = open_store(store_url, create=False)
-        try:
-            planned, build = planned_run_reports(store, run_ids, now, root)
-            # --out names the folder that holds them: it gets an index only if it is new or
-            # holds nothing but reports (never a folder of the user's such as /tmp).
-            in_root = root is None or is_reports_root(root, root)
-            written = write_reports(planned, build, pdf=pdf, in_root=in_root)
-        finally:
-            store.close()
+    def write(store: Any, now: datetime) -> list[ReportFiles]:
+        planned, build = planned_run_reports(store, run_ids, now, root)
+        # --out names the folder that holds them: it gets an index only if it is new or holds
+        # nothing but reports (never a folder of the user's such as /tmp).
+        return write_reports(planned, build, pdf=pdf,
+                             in_root=root is None or is_reports_root(root, root))
+
+    written = _written(store_url, lambda _now: root or DEFAULT_REPORTS_DIR, pdf, write)
     if as_json:
         print_json([_files_json(files) for files in written])
         return

@@ -399,7 +399,7 @@ def write_reports(planned: Sequence[PlannedReport], build: BuildReports, pdf: bo
         return []
     root = roots.pop()
     rendered = {(p.kind, p.ident): p.folder for p in planned}
-    index = links.index_writable(root) and (in_root or (root / "index.html").is_file())
+    index = _index_wanted(root, in_root)
 
     def write(part: Sequence[PlannedReport]) -> list[ReportFiles]:
         written = []
@@ -426,12 +426,10 @@ def write_reports(planned: Sequence[PlannedReport], build: BuildReports, pdf: bo
             by_folder = {files.folder: files for part in written for files in part}
             files = [by_folder[p.folder] for p in planned]
             if pdf:
-                files = [ReportFiles(f.folder, f.html, f.markdown, f.json,
-                                     print_pdf(f.html, f.folder / "report.pdf")) for f in files]
+                files = [_with_pdf(f) for f in files]
         finally:  # the index lists whatever was written, even when a report failed
             if index:
-                listing = links.scan_reports(root)
-                links.write_atomic(root / "index.html", render_index(listing, datetime.now(UTC)))
+                _write_index(root)
     return files
 
 
@@ -465,20 +463,33 @@ def _write_report(context: dict[str, Any], folder: Path, pdf: bool, related: lin
                 if (ident := links.identity(other)) is not None}
     if (own := links.identity(context)) is not None:
         rendered[own] = folder
-    index = links.index_writable(root) and (in_root or (root / "index.html").is_file())
+    index = _index_wanted(root, in_root)
     for target, other in companions.reports:
         _write_files(links.attach_links(other, target, rendered, index), target)
     files = _write_files(links.attach_links(context, folder, rendered, index,
                                             companions.not_rendered), folder)
     try:
         if pdf:
-            target = print_pdf(files.html, folder / "report.pdf")
-            files = ReportFiles(files.folder, files.html, files.markdown, files.json, target)
+            files = _with_pdf(files)
     finally:  # the index lists the report (and its PDF, when printed) even if printing failed
         if index:
-            listing = links.scan_reports(root)
-            links.write_atomic(root / "index.html", render_index(listing, datetime.now(UTC)))
+            _write_index(root)
     return files
+
+
+def _index_wanted(root: Path, in_root: bool) -> bool:
+    """Whether ``<root>/index.html`` is (re)written: ours to write, and in a reports root or
+    already there."""
+    return links.index_writable(root) and (in_root or (root / "index.html").is_file())
+
+
+def _write_index(root: Path) -> None:
+    links.write_atomic(root / "index.html", render_index(links.scan_reports(root), datetime.now(UTC)))
+
+
+def _with_pdf(files: ReportFiles) -> ReportFiles:
+    return ReportFiles(files.folder, files.html, files.markdown, files.json,
+                       print_pdf(files.html, files.folder / "report.pdf"))
 
 
 __all__ = ["PdfError", "PlannedReport", "RenderError", "ReportFiles", "check_folder", "escape", "fmt",

@@ -378,11 +378,9 @@ class Store:
     def stored_run_ids(self, run_ids: Sequence[str]) -> set[str]:
         """Which of ``run_ids`` are stored runs."""
         runs = schema.runs
-        wanted = sorted(set(run_ids))
         found: set[str] = set()
         with self._read("look up runs by id") as conn:
-            for i in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[i:i + _IN_CHUNK]
+            for chunk in _in_chunks(run_ids):
                 found.update(str(r[0]) for r in conn.execute(
                     select(runs.c.run_id).where(runs.c.run_id.in_(chunk))))
         return found
@@ -558,10 +556,8 @@ class Store:
         in four queries for them all (reports of many runs: a query's own cost was most of
         each run's read)."""
         details: dict[str, RunDetail] = {}
-        wanted = list(dict.fromkeys(run_ids))
-        with self._read(f"read {len(wanted)} runs with their timelines") as conn:
-            for i in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[i:i + _IN_CHUNK]
+        with self._read(f"read {len(run_ids)} runs with their timelines") as conn:
+            for chunk in _in_chunks(run_ids):
                 rows = conn.execute(_with_journal(select(schema.runs)).where(
                     schema.runs.c.run_id.in_(chunk))).mappings().all()
                 samples, events = _samples_of(conn, chunk), _events_of(conn, chunk)
@@ -998,6 +994,13 @@ def _columns(record: RunRecord | LedgerFault | WindowRecord) -> dict[str, Any]:
 _IN_CHUNK = 500  # ids bound in one IN (...): well under any driver's bound-parameter limit
 
 
+def _in_chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    """``values``, each once, in parts of at most _IN_CHUNK."""
+    unique = list(dict.fromkeys(values))
+    for i in range(0, len(unique), _IN_CHUNK):
+        yield unique[i:i + _IN_CHUNK]
+
+
 def _samples_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[Sample]]:
     """The timelines of these runs, each ordered by t (then by insertion)."""
     table = schema.samples
@@ -1007,7 +1010,7 @@ def _samples_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[Samp
     query = select(table.c.run_id, table.c.t, _driver_value(table.c.utc, sqlite), table.c.ok,
                    table.c.latency_ms, table.c.status, table.c.error, table.c.write_seq,
                    table.c.payment_id, table.c.timed_out).where(
-        _one_or_in(table.c.run_id, run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
+        table.c.run_id.in_(run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
     when = _sqlite_time if sqlite else _driver_time
     out: dict[str, list[Sample]] = {}
     for run_id, rows in itertools.groupby(conn.execute(query).all(), key=itemgetter(0)):
@@ -1023,18 +1026,13 @@ def _events_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[RunEv
     sqlite = conn.dialect.name == "sqlite"
     query = select(table.c.run_id, table.c.t, _driver_value(table.c.utc, sqlite), table.c.source,
                    table.c.name, table.c.detail).where(
-        _one_or_in(table.c.run_id, run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
+        table.c.run_id.in_(run_ids)).order_by(table.c.run_id, table.c.t, table.c.id)
     when = _sqlite_time if sqlite else _driver_time
     out: dict[str, list[RunEvent]] = {}
     for run_id, rows in itertools.groupby(conn.execute(query).all(), key=itemgetter(0)):
         out[run_id] = [RunEvent(t, when(utc), source, name, dict(detail))
                        for _, t, utc, source, name, detail in rows]
     return out
-
-
-def _one_or_in(column: Any, values: Sequence[str]) -> Any:
-    # "= ?" for one: the (run_id, t) index serves both, but "= ?" is what one run's read was
-    return column == values[0] if len(values) == 1 else column.in_(values)
 
 
 def _ledger_query(where: Any) -> Select[Any]:
